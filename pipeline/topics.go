@@ -1,0 +1,95 @@
+package pipeline
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Topic names without the configurable prefix (DESIGN.md, "Topics and keys").
+const (
+	TopicFirewall    = "firewall"
+	TopicVCenter     = "vcenter"
+	TopicVeloCloud   = "velocloud"
+	TopicTickets     = "tickets"
+	TopicNSX         = "nsx"
+	TopicOther       = "other"
+	TopicAudit       = "audit"
+	TopicParked      = "parked"
+	TopicCheckpoints = "checkpoints"
+	TopicDLQ         = "dlq"
+)
+
+// AllTopics lists every topic vpipe uses, without prefix.
+var AllTopics = []string{
+	TopicFirewall, TopicVCenter, TopicVeloCloud, TopicTickets, TopicNSX,
+	TopicOther, TopicAudit, TopicParked, TopicCheckpoints, TopicDLQ,
+}
+
+// TopicFor returns the topic (without prefix) that events of a dataset go
+// to.
+func TopicFor(dataset string) string {
+	switch dataset {
+	case DatasetNSXDFW, DatasetNSXGatewayFW, DatasetNSXVDFW:
+		return TopicFirewall
+	case DatasetVCenterEvent:
+		return TopicVCenter
+	case DatasetVeloCloudEvent, DatasetVeloCloudFW:
+		return TopicVeloCloud
+	case DatasetTicketLock:
+		return TopicTickets
+	case DatasetGroupMembership:
+		return TopicNSX
+	}
+	return TopicOther
+}
+
+// AppendKey appends the Kafka message key of e to dst, following the key
+// column of DESIGN.md's topic table, so that the events that must stay in
+// order share a partition: one tenant's firewall events (log label or rule
+// tag), one vCenter object, one VeloCloud enterprise. Events without such a
+// field are keyed by their sending host.
+func AppendKey(dst []byte, e *Event) []byte {
+	switch TopicFor(e.Dataset) {
+	case TopicFirewall:
+		if l := e.TenantLabel(); l != "" {
+			return append(dst, l...)
+		}
+	case TopicVCenter:
+		v := &e.VMware.VCenter
+		obj := v.ObjectRef
+		if obj == "" {
+			obj = v.ObjectName
+		}
+		if v.Server != "" || obj != "" {
+			dst = append(dst, v.Server...)
+			dst = append(dst, '/')
+			return append(dst, obj...)
+		}
+	case TopicVeloCloud:
+		v := &e.VMware.VeloCloud
+		if v.EnterpriseID != 0 {
+			return strconv.AppendInt(dst, v.EnterpriseID, 10)
+		}
+		if v.EnterpriseName != "" {
+			return append(dst, v.EnterpriseName...)
+		}
+	}
+	return append(dst, e.senderHost()...)
+}
+
+// senderHost names the system that sent e: the syslog or observer host
+// name, else the socket peer's address without port.
+func (e *Event) senderHost() string {
+	switch {
+	case e.Observer.Hostname != "":
+		return e.Observer.Hostname
+	case e.Syslog.Hostname != "":
+		return e.Syslog.Hostname
+	case e.Host.Hostname != "":
+		return e.Host.Hostname
+	}
+	if i := strings.LastIndexByte(e.LogSource, ':'); i > 0 {
+		return strings.Trim(e.LogSource[:i], "[]")
+	}
+	return e.LogSource
+}
