@@ -51,3 +51,13 @@ type permanentError struct{ err error }
 func (p permanentError) Error() string        { return p.err.Error() }
 func (p permanentError) Unwrap() error        { return p.err }
 func (p permanentError) Is(target error) bool { return target == ErrPermanent }
+
+// RecordParser turns a received record into a normalised event in place:
+// e.Original holds the record and e.LogSource / e.Created are set; it
+// parses the syslog envelope, offers the message to the format parsers and
+// falls back to a generic event. It never fails: what did not parse is said
+// in e.Error, and e.Original is kept. Safe for concurrent use on distinct
+// events; no I/O.
+type RecordParser interface {
+	ParseRecord(e *Event)
+}
