@@ -28,6 +28,10 @@ type Config struct {
 	Partitions int
 	// Topics are created at first start; others are created on first use.
 	Topics []string
+	// Blackhole acknowledges produced records without storing them
+	// (kfake.BlackholeProduce), so a benchmark can measure vpipe without
+	// the broker's storage cost. Nothing can be consumed from it.
+	Blackhole bool
 }
 
 // Embedded is a running embedded broker.
@@ -68,6 +72,9 @@ func Start(cfg Config) (*Embedded, error) {
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if cfg.Blackhole {
+		opts = append(opts, kfake.BlackholeProduce())
 	}
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
