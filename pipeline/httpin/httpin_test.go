@@ -24,7 +24,7 @@ import (
 // recorded is what the test publisher keeps of one event.
 type recorded struct {
 	Dataset, Original, Message, LogSource, Error string
-	Created                                       time.Time
+	Created                                      time.Time
 }
 
 // testPublisher records events and acknowledges them asynchronously: each
