@@ -242,7 +242,7 @@ func (r *record) commit(e *pipeline.Event, nsx *pipeline.NSX, dataset, product s
 	}
 	nsx.Reason = e.Alias(r.reason)
 	if r.action != nil {
-		e.Action, e.Outcome = action(e, r.action)
+		e.Action, e.Outcome = Action(e, r.action)
 	}
 	e.Rule.Ruleset = e.Alias(r.ruleset)
 	e.Rule.ID = e.Alias(r.ruleID)
@@ -260,7 +260,7 @@ func (r *record) commit(e *pipeline.Event, nsx *pipeline.NSX, dataset, product s
 		var ok bool
 		e.Network.Transport, e.Network.IANANumber, ok = Transport(r.protoName, -1, r.inet6)
 		if !ok {
-			e.Network.Transport = lower(e, r.protoName)
+			e.Network.Transport = Lower(e, r.protoName)
 		}
 	}
 	nsx.TermReason = e.Alias(r.termReason)
@@ -305,10 +305,12 @@ func setError(e *pipeline.Event, dataset string, base, at int, want string) {
 	e.Error = e.Intern(b)
 }
 
-// action maps an NSX action to ECS event.action (lower case) and
-// event.outcome: PASS succeeded, DROP and REJECT failed, the others (NAT,
-// RDR, PUNT, COPY, ...) decide nothing about delivery.
-func action(e *pipeline.Event, a []byte) (act, outcome string) {
+// Action maps an NSX firewall action (formats.md §1 and §2: PASS, DROP,
+// REJECT, NAT, NONAT, RDR, NORDR, PUNT, REDIRECT, COPY, PBR, LB) to ECS
+// event.action, in lower case, and event.outcome: PASS succeeded, DROP
+// and REJECT failed, the others decide nothing about delivery ("unknown").
+// An action it does not know is lower-cased into e's scratch space.
+func Action(e *pipeline.Event, a []byte) (action, outcome string) {
 	switch string(a) {
 	case "PASS":
 		return "pass", "success"
@@ -335,11 +337,12 @@ func action(e *pipeline.Event, a []byte) (act, outcome string) {
 	case "LB":
 		return "lb", "unknown"
 	}
-	return lower(e, a), "unknown"
+	return Lower(e, a), "unknown"
 }
 
-// lower returns b in ASCII lower case, aliasing it when it already is.
-func lower(e *pipeline.Event, b []byte) string {
+// Lower returns b in ASCII lower case, aliasing b (which must be part of
+// e.Original) when it already is, else copying it into e's scratch space.
+func Lower(e *pipeline.Event, b []byte) string {
 	upper := false
 	for _, c := range b {
 		if 'A' <= c && c <= 'Z' {

@@ -269,5 +269,5 @@ func level(e *pipeline.Event, v string) string {
 	if v == "" {
 		return ""
 	}
-	return lower(e, unsafe.Slice(unsafe.StringData(v), len(v)))
+	return Lower(e, unsafe.Slice(unsafe.StringData(v), len(v)))
 }

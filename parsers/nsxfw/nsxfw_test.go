@@ -12,13 +12,13 @@ import (
 // want lists the fields a test checks; empty strings are checked too.
 type want struct {
 	dataset, action, outcome, ruleID, ruleset, dir, netType, transport, iana string
-	src, dst                                                                string
-	sport, dport                                                            int // -1: no port
-	pktLen                                                                  uint32
-	flags, label, hash, reason, termReason                                  string
-	counters                                                                [4]uint64
-	errHas                                                                  string
-	ts                                                                      string
+	src, dst                                                                 string
+	sport, dport                                                             int // -1: no port
+	pktLen                                                                   uint32
+	flags, label, hash, reason, termReason                                   string
+	counters                                                                 [4]uint64
+	errHas                                                                   string
+	ts                                                                       string
 }
 
 func parseLine(t *testing.T, p pipeline.FormatParser, line string) (*pipeline.Event, bool) {
