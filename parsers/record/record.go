@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"net"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vpipe/vpipe/parsers/syslog"
 	"github.com/vpipe/vpipe/pipeline"
 )
@@ -17,12 +19,36 @@ import (
 type Parser struct {
 	envelope *syslog.Parser
 	formats  pipeline.FormatParser
+	m        *Metrics
 }
 
 // New returns the chain: the envelope parser with opts, then formats (nil
-// for none, leaving every record generic).
-func New(opts syslog.Options, formats pipeline.FormatParser) *Parser {
-	return &Parser{envelope: syslog.NewParser(opts), formats: formats}
+// for none, leaving every record generic). m counts what it parsed; nil
+// counts nothing.
+func New(opts syslog.Options, formats pipeline.FormatParser, m *Metrics) *Parser {
+	return &Parser{envelope: syslog.NewParser(opts), formats: formats, m: m}
+}
+
+// Metrics count parsed records by dataset.
+type Metrics struct {
+	parsed *prometheus.CounterVec
+	errors *prometheus.CounterVec
+}
+
+// NewMetrics registers the parse metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		parsed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vpipe_parse_events_total",
+			Help: "Records parsed, by the dataset they became.",
+		}, []string{"dataset"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vpipe_parse_errors_total",
+			Help: "Records that did not fully parse (kept, with error.message), by dataset.",
+		}, []string{"dataset"}),
+	}
+	reg.MustRegister(m.parsed, m.errors)
+	return m
 }
 
 // ParseRecord implements pipeline.RecordParser.
@@ -42,6 +68,12 @@ func (p *Parser) ParseRecord(e *pipeline.Event) {
 	}
 	if e.ID == "" {
 		e.ID = ID(e)
+	}
+	if p.m != nil {
+		p.m.parsed.WithLabelValues(e.Dataset).Inc()
+		if e.Error != "" {
+			p.m.errors.WithLabelValues(e.Dataset).Inc()
+		}
 	}
 }
 

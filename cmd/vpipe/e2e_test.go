@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
+	"github.com/vpipe/vpipe/pipeline/config"
+)
+
+// running is a vpipe process started in the test.
+type running struct {
+	p    *proc
+	stop context.CancelFunc
+	done chan error
+	logs *syncBuffer
+	once sync.Once
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testConfig is the default configuration on free loopback ports with the
+// embedded broker's data under dir.
+func testConfig(dir string) *config.Config {
+	cfg := config.Default()
+	cfg.Kafka.Embedded.Listen = "127.0.0.1:0"
+	cfg.Kafka.Embedded.DataDir = dir
+	cfg.Syslog[0].Address = "127.0.0.1:0"
+	cfg.Syslog[1].Address = "127.0.0.1:0"
+	cfg.HTTP.Address = "127.0.0.1:0"
+	cfg.Kafka.ShutdownTimeout = config.Duration(10 * time.Second)
+	return cfg
+}
+
+func startVpipe(t *testing.T, cfg *config.Config) *running {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	p, err := start(cfg, map[string]bool{roleIngest: true}, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{p: p, stop: cancel, done: make(chan error, 1), logs: logs}
+	go func() { r.done <- p.serve(ctx) }()
+	t.Cleanup(func() { r.shutdown(t) })
+	return r
+}
+
+func (r *running) shutdown(t *testing.T) {
+	r.once.Do(func() {
+		r.stop()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("vpipe stopped with: %v\nlogs:\n%s", err, r.logs)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("vpipe did not stop\nlogs:\n%s", r.logs)
+		}
+	})
+}
+
+func (r *running) kafka() string { return r.p.brokers[0] }
+func (r *running) udp() string   { return r.p.listeners[0].Addr().String() }
+func (r *running) tcp() string   { return r.p.listeners[1].Addr().String() }
+func (r *running) http() string  { return "http://" + r.p.serverLns[0].Addr().String() }
+
+// events reads n events from topic and decodes them as generic JSON.
+func events(t *testing.T, addr, topic string, n int) []map[string]any {
+	t.Helper()
+	msgs := brokertest.ReadN(t, addr, topic, n, 20*time.Second)
+	out := make([]map[string]any, len(msgs))
+	for i, m := range msgs {
+		if err := json.Unmarshal(m.Value, &out[i]); err != nil {
+			t.Fatalf("record %d is not JSON: %v\n%s", i, err, m.Value)
+		}
+	}
+	return out
+}
+
+// field walks a dotted path through decoded JSON.
+func field(ev map[string]any, path string) any {
+	var cur any = ev
+	for _, k := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[k]
+	}
+	return cur
+}
+
+func readSamples(t *testing.T, name string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata-samples", name))
+	if err != nil {
+		t.Skipf("shared samples not available: %v", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+func TestEndToEndSyslogAndHTTP(t *testing.T) {
+	r := startVpipe(t, testConfig(t.TempDir()))
+	if !strings.Contains(r.logs.String(), `"msg":"vpipe running"`) {
+		t.Fatalf("no startup line: %s", r.logs)
+	}
+
+	// RFC 5424 over UDP.
+	u, err := net.Dial("udp", r.udp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(u, "<14>1 2024-05-15T19:41:25.001Z host1 myapp 42 ID7 - hello over udp")
+	u.Close()
+
+	// Both framings mixed on one TCP connection, RFC 3164 and 5424.
+	c, err := net.Dial("tcp", r.tcp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	line5424 := "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\"] octet counted"
+	fmt.Fprintf(c, "%d %s", len(line5424), line5424)
+	fmt.Fprint(c, "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8\n")
+	c.Close()
+
+	// HTTP: NDJSON of two events.
+	body := "{\"message\":\"one\"}\n{\"message\":\"two\"}\n"
+	resp, err := http.Post(r.http()+"/v1/events", "application/x-ndjson", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/events: %d %s", resp.StatusCode, b)
+	}
+
+	got := events(t, r.kafka(), "vpipe.other", 5)
+	if len(got) != 5 {
+		t.Fatalf("%d events on vpipe.other, want 5", len(got))
+	}
+	byMsg := map[string]map[string]any{}
+	for _, ev := range got {
+		m, _ := field(ev, "message").(string)
+		byMsg[m] = ev
+	}
+	if ev := byMsg["hello over udp"]; ev == nil || field(ev, "log.syslog.appname") != "myapp" || field(ev, "event.dataset") != "syslog.generic" {
+		t.Errorf("udp event: %v", ev)
+	}
+	if ev := byMsg["octet counted"]; ev == nil || field(ev, "log.syslog.structured_data.exampleSDID@32473.iut") != "3" {
+		t.Errorf("octet-counted event: %v", ev)
+	}
+	if ev := byMsg["'su root' failed for lonvick on /dev/pts/8"]; ev == nil || field(ev, "log.syslog.hostname") != "mymachine" {
+		t.Errorf("rfc3164 event: %v", ev)
+	}
+	for _, m := range []string{"one", "two"} {
+		if ev := byMsg[m]; ev == nil || field(ev, "event.dataset") != "http.generic" {
+			t.Errorf("http event %q: %v", m, ev)
+		}
+	}
+	for _, ev := range got {
+		if field(ev, "event.id") == nil || field(ev, "event.original") == nil || field(ev, "log.source.address") == nil {
+			t.Errorf("event lacks id, original or source address: %v", ev)
+		}
+	}
+
+	// /metrics counts them; /readyz is ready.
+	resp, err = http.Get(r.http() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `vpipe_producer_records_total{topic="other"} 5`) {
+		t.Errorf("metrics lack the produced count:\n%s", grep(string(b), "vpipe_producer_records_total"))
+	}
+	resp, err = http.Get(r.http() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz: %d", resp.StatusCode)
+	}
+}
+
+// TestEndToEndVMwareLines sends the real sample lines over syslog TCP and
+// checks they land on their topics.
+func TestEndToEndVMwareLines(t *testing.T) {
+	r := startVpipe(t, testConfig(t.TempDir()))
+	var dfw []string
+	for _, l := range readSamples(t, "nsxt-gateway-fw.log") {
+		if strings.HasPrefix(l, "<") {
+			dfw = append(dfw, l)
+		}
+	}
+	c, err := net.Dial("tcp", r.tcp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range dfw {
+		fmt.Fprintf(c, "%s\n", l)
+	}
+	c.Close()
+	got := events(t, r.kafka(), "vpipe.firewall", len(dfw))
+	for _, ev := range got {
+		if field(ev, "event.dataset") != "nsx.gateway_firewall" || field(ev, "rule.id") == nil {
+			t.Errorf("gateway line not parsed: %v", ev)
+		}
+	}
+}
+
+// TestRestartKeepsData stops vpipe and starts it again on the same data
+// directory: what was produced before is still there.
+func TestRestartKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	r := startVpipe(t, cfg)
+	c, err := net.Dial("tcp", r.tcp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		fmt.Fprintf(c, "<14>1 2024-05-15T19:41:25.001Z host1 app - - - restart %d\n", i)
+	}
+	c.Close()
+	events(t, r.kafka(), "vpipe.other", 100)
+	r.shutdown(t)
+
+	r2 := startVpipe(t, testConfig(dir))
+	if got := events(t, r2.kafka(), "vpipe.other", 100); len(got) != 100 {
+		t.Fatalf("after restart: %d events, want 100", len(got))
+	}
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestTap runs `vpipe tap` against a running vpipe and sees an event sent
+// by syslog.
+func TestTap(t *testing.T) {
+	r := startVpipe(t, testConfig(t.TempDir()))
+	c, err := net.Dial("tcp", r.tcp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, "<14>1 2024-05-15T19:41:25.001Z host1 app - - - tapped line\n")
+	c.Close()
+	events(t, r.kafka(), "vpipe.other", 1)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- runMain(ctx, []string{"tap", "--brokers", r.kafka(), "--from-beginning", "other"}, out, io.Discard)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), `"message":"tapped line"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("tap printed: %q", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("tap exit %d", code)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(out.String(), "\n", 2)[0]), &ev); err != nil {
+		t.Fatalf("tap line is not JSON: %v", err)
+	}
+}
