@@ -53,7 +53,9 @@ const (
 )
 
 // Config sets the server's limits. The zero value is usable: zero fields
-// take their documented defaults.
+// take their documented defaults. The YAML configuration (pipeline/config)
+// sets MaxBodyBytes and BearerToken; the others are for embedders and
+// tests.
 type Config struct {
 	// MaxBodyBytes is the largest request body accepted; a larger one is
 	// answered 413. Default 10 MiB.
@@ -88,19 +90,19 @@ const (
 )
 
 func (c *Config) setDefaults() {
-	if c.MaxBodyBytes == 0 {
+	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if c.MaxEvents == 0 {
+	if c.MaxEvents <= 0 {
 		c.MaxEvents = DefaultMaxEvents
 	}
-	if c.MaxConcurrent == 0 {
+	if c.MaxConcurrent <= 0 {
 		c.MaxConcurrent = DefaultMaxConcurrent
 	}
-	if c.AckTimeout == 0 {
+	if c.AckTimeout <= 0 {
 		c.AckTimeout = DefaultAckTimeout
 	}
-	if c.RetryAfter == 0 {
+	if c.RetryAfter <= 0 {
 		c.RetryAfter = DefaultRetryAfter
 	}
 }
@@ -162,14 +164,12 @@ type Handler struct {
 	pool       sync.Pool   // *request
 }
 
-// NewHandler returns the server for cfg, after applying defaults and
-// validating it.
-func NewHandler(cfg Config, d Deps) (*Handler, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("http ingest config: %w", err)
-	}
+// NewHandler returns the server for cfg. Fields of cfg that are zero or
+// negative take their defaults (check a configuration with Validate
+// first). d.Parser and d.Publisher must not be nil.
+func NewHandler(cfg Config, d Deps) *Handler {
 	if d.Parser == nil || d.Publisher == nil {
-		return nil, errors.New("http ingest: Parser and Publisher are required")
+		panic("httpin.NewHandler: Deps.Parser and Deps.Publisher are required")
 	}
 	cfg.setDefaults()
 	h := &Handler{
@@ -194,7 +194,7 @@ func NewHandler(cfg Config, d Deps) (*Handler, error) {
 	if h.m == nil {
 		h.m = NewMetrics(nil)
 	}
-	return h, nil
+	return h
 }
 
 // ServeHTTP implements http.Handler.
@@ -428,32 +428,6 @@ func (h *Handler) fillSyslog(e *pipeline.Event, line []byte, remote string, now 
 	e.LogSource = remote
 	e.Created = now
 	h.parser.ParseRecord(e)
-}
-
-// fillJSON makes e the event of the object body[sp.start:sp.end]: the
-// event it encodes when it carries vpipe's event.dataset, else a generic
-// one with its "message". e.Original is the object's exact bytes either
-// way. scratch is a buffer for unescaping, returned for reuse.
-func fillJSON(e *pipeline.Event, body []byte, sp span, remote string, now time.Time, scratch []byte) []byte {
-	obj := body[sp.start:sp.end]
-	e.Reset()
-	if !decodeEvent(e, obj) {
-		e.Reset()
-		e.Dataset = pipeline.DatasetHTTPGeneric
-		e.Original = append(e.Original, obj...)
-		if sp.msgEnd > 0 {
-			raw := e.Original[sp.msgStart-sp.start : sp.msgEnd-sp.start]
-			if sp.msgEscaped {
-				scratch = appendUnquoted(scratch[:0], raw)
-				e.Message = e.Intern(scratch)
-			} else {
-				e.Message = e.Alias(raw[1 : len(raw)-1])
-			}
-		}
-	}
-	e.LogSource = remote
-	e.Created = now
-	return scratch
 }
 
 // authorize checks the bearer token, returning "" when it is valid, else

@@ -23,8 +23,8 @@ import (
 
 // recorded is what the test publisher keeps of one event.
 type recorded struct {
-	Dataset, Original, Message, LogSource, Error string
-	Created                                      time.Time
+	Dataset, Original, Message, LogSource, Error, ID, Hostname string
+	Created, Timestamp                                         time.Time
 }
 
 // testPublisher records events and acknowledges them asynchronously: each
@@ -58,7 +58,10 @@ func (p *testPublisher) Publish(ctx context.Context, e *pipeline.Event, done fun
 		Message:   strings.Clone(e.Message),
 		LogSource: strings.Clone(e.LogSource),
 		Error:     strings.Clone(e.Error),
+		ID:        strings.Clone(e.ID),
+		Hostname:  strings.Clone(e.Host.Hostname),
 		Created:   e.Created,
+		Timestamp: e.Timestamp,
 	})
 	ackErr := p.ackErr[i]
 	p.mu.Unlock()
@@ -118,16 +121,13 @@ func newEnv(t testing.TB, cfg Config, pub *testPublisher, ready func() error) *e
 	}
 	reg := prometheus.NewRegistry()
 	logs := &syncBuffer{}
-	h, err := NewHandler(cfg, Deps{
+	h := NewHandler(cfg, Deps{
 		Parser:    lineParser{},
 		Publisher: pub,
 		Ready:     ready,
 		Log:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:   NewMetrics(reg),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, pub: pub, reg: reg, logs: logs}
@@ -329,6 +329,64 @@ func TestBodyKinds(t *testing.T) {
 				t.Errorf("vpipe_http_requests_total{code=202} = %v, want 1", n)
 			}
 		})
+	}
+}
+
+// TestVPipeEvents posts objects in vpipe's own encoding: their fields are
+// kept, and e.Original is still the posted object.
+func TestVPipeEvents(t *testing.T) {
+	ts := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	src := pipeline.Event{
+		Timestamp: ts,
+		Created:   ts.Add(time.Second),
+		ID:        "abc123",
+		Dataset:   pipeline.DatasetNSXDFW,
+		Original:  []byte("<13>1 - nsx1 - - - INET match PASS"),
+		Message:   "INET match PASS",
+		LogSource: "10.0.0.9:514",
+	}
+	vpipeObj := string(src.AppendJSON(nil))
+	sameTimes := src
+	sameTimes.Created = ts
+	sameObj := string(sameTimes.AppendJSON(nil))
+	ecsObj := `{"@timestamp":"2024-05-01T12:00:00Z","message":"from a beat","host":{"hostname":"esx7"}}`
+	otherObj := `{"event":"EDGE_UP","message":"edge up","host":"esx7"}`
+
+	v := newEnv(t, Config{}, nil, nil)
+	wantAccepted(t, v.post(t, RouteEvents, "application/x-ndjson", vpipeObj+"\n"+sameObj+"\n"+ecsObj+"\n"+otherObj+"\n"), 4)
+	got := v.pub.published()
+	if len(got) != 4 {
+		t.Fatalf("published %d events, want 4", len(got))
+	}
+	for i, want := range []struct {
+		original, dataset, message, hostname, id string
+		timestamp                                time.Time
+	}{
+		{vpipeObj, "nsx.dfw", "INET match PASS", "", "abc123", ts},
+		{sameObj, "nsx.dfw", "INET match PASS", "", "abc123", ts},
+		{ecsObj, "http.generic", "from a beat", "esx7", "", ts},
+		{otherObj, "http.generic", "edge up", "", "", time.Time{}},
+	} {
+		g := got[i]
+		if g.Original != want.original || g.Dataset != want.dataset || g.Message != want.message || g.Hostname != want.hostname || !g.Timestamp.Equal(want.timestamp) {
+			t.Errorf("event %d: %+v\nwant %+v", i, g, want)
+		}
+		if want.id != "" && g.ID != want.id {
+			t.Errorf("event %d: id %q, want the posted %q", i, g.ID, want.id)
+		}
+		if len(g.ID) != 16 && want.id == "" {
+			t.Errorf("event %d: id %q, want a derived one", i, g.ID)
+		}
+		if !strings.HasPrefix(g.LogSource, "127.0.0.1:") {
+			t.Errorf("event %d: log source %q, want the client's address", i, g.LogSource)
+		}
+	}
+
+	// A retry of the same request yields the same ids.
+	wantAccepted(t, v.post(t, RouteEvents, "application/x-ndjson", ecsObj+"\n"+otherObj+"\n"), 2)
+	again := v.pub.published()[4:]
+	if again[0].ID != got[2].ID || again[1].ID != got[3].ID {
+		t.Errorf("ids changed on retry: %q %q, then %q %q", got[2].ID, got[3].ID, again[0].ID, again[1].ID)
 	}
 }
 
@@ -711,17 +769,27 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 }
 
-func TestNewHandlerErrors(t *testing.T) {
-	if _, err := NewHandler(Config{}, Deps{Parser: lineParser{}}); err == nil {
-		t.Error("no error without a Publisher")
-	}
-	_, err := NewHandler(Config{MaxBodyBytes: -1, MaxEvents: -1, BearerToken: " x"}, Deps{Parser: lineParser{}, Publisher: &testPublisher{}})
+func TestConfig(t *testing.T) {
+	err := Config{MaxBodyBytes: -1, MaxEvents: -1, AckTimeout: -time.Second, BearerToken: " x"}.Validate()
 	if err == nil {
 		t.Fatal("no error for a bad config")
 	}
-	for _, key := range []string{"max_body_bytes", "max_events", "bearer_token"} {
+	for _, key := range []string{"max_body_bytes", "max_events", "ack_timeout", "bearer_token"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error %q does not name %s", err, key)
 		}
 	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("the zero Config does not validate: %v", err)
+	}
+	h := NewHandler(Config{MaxBodyBytes: -5}, Deps{Parser: lineParser{}, Publisher: &testPublisher{}})
+	if h.cfg.MaxBodyBytes != DefaultMaxBodyBytes || h.cfg.MaxEvents != DefaultMaxEvents || h.cfg.AckTimeout != DefaultAckTimeout {
+		t.Errorf("defaults not applied: %+v", h.cfg)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("NewHandler without a Publisher did not panic")
+		}
+	}()
+	NewHandler(Config{}, Deps{Parser: lineParser{}})
 }
