@@ -1,6 +1,8 @@
 package syslog
 
 import (
+	"bytes"
+	"strconv"
 	"testing"
 	"time"
 
@@ -65,4 +67,39 @@ func BenchmarkParse(b *testing.B) {
 			p.Parse(&e)
 		}
 	})
+}
+
+// BenchmarkScanner frames a stream of ~250-byte messages, non-transparent
+// and octet-counted, from memory.
+func BenchmarkScanner(b *testing.B) {
+	msg := gatewayLine[:250]
+	var nl, oc []byte
+	for len(nl) < 4<<20 {
+		nl = append(nl, msg...)
+		nl = append(nl, '\n')
+		oc = strconv.AppendInt(oc, int64(len(msg)), 10)
+		oc = append(oc, ' ')
+		oc = append(oc, msg...)
+	}
+	for _, bc := range []struct {
+		name string
+		in   []byte
+	}{{"non-transparent", nl}, {"octet-counting", oc}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := bytes.NewReader(bc.in)
+			b.SetBytes(int64(len(bc.in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Reset(bc.in)
+				s := NewScanner(r, 0)
+				n := 0
+				for s.Scan() {
+					n += len(s.Frame())
+				}
+				if n == 0 || s.Err() != nil {
+					b.Fatal("no frames")
+				}
+			}
+		})
+	}
 }
