@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/base64"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"time"
@@ -638,6 +639,19 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 
 const hexDigits = "0123456789abcdef"
 
+// specialBytes returns, for the eight bytes of x (little endian), a mask
+// whose lowest set bit is the high bit of the first byte that a JSON string
+// scanner must look at: below 0x20, '"', '\\' or non-ASCII; zero when there
+// is none. Each test is the classic "has a byte less than n" bit trick;
+// borrows can flag bytes after a real match but never before one, so the
+// lowest flag is exact.
+func specialBytes(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := x ^ ('"' * ones)
+	backslash := x ^ ('\\' * ones)
+	return (((x-0x20*ones)|(quote-ones)|(backslash-ones))&^x | x) & highs
+}
+
 // appendJSONString appends s as a JSON string, escaped exactly as
 // encoding/json escapes it with SetEscapeHTML(false): \" \\ \b \f \n \r \t,
 // other control characters as \u00XX, U+2028 and U+2029 as \u2028 and
@@ -646,18 +660,30 @@ func appendJSONString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		// Skip eight plain ASCII bytes at a time: none below 0x20, none
-		// '"' or '\\', none with the high bit set.
+		// Skip plain ASCII eight bytes at a time, up to the first byte
+		// that may need escaping.
 		for i+8 <= len(s) {
-			x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-			const ones, highs = 0x0101010101010101, 0x8080808080808080
-			q := x ^ ('"' * ones)
-			bs := x ^ ('\\' * ones)
-			if ((x-0x20*ones)|(q-ones)|(bs-ones))&^x&highs|x&highs != 0 {
+			w := s[i : i+8]
+			m := specialBytes(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56)
+			if m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
 			i += 8
+		}
+		if n := len(s) - i; n > 0 && n < 8 && len(s) >= 8 {
+			// The last few bytes: read the last eight and drop the
+			// flags of those already passed (a flag there can only
+			// come from a byte before i, and at worst sends a plain
+			// byte down the slow path below).
+			w := s[len(s)-8:]
+			m := specialBytes(uint64(w[0])|uint64(w[1])<<8|uint64(w[2])<<16|uint64(w[3])<<24|
+				uint64(w[4])<<32|uint64(w[5])<<40|uint64(w[6])<<48|uint64(w[7])<<56) >> (8 * (8 - n))
+			if m == 0 {
+				break
+			}
+			i += bits.TrailingZeros64(m) >> 3
 		}
 		if i >= len(s) {
 			break

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"encoding/base64"
+	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"time"
@@ -803,7 +805,7 @@ func (d *jsonDecoder) nsx(path *nsxFieldPaths, x *NSX) error {
 		if !more {
 			return kerr
 		}
-		switch k := string(key); k {
+		switch string(key) {
 		case "filter_hash":
 			x.FilterHash, err = d.str(path.filterHash)
 		case "reason":
@@ -821,7 +823,7 @@ func (d *jsonDecoder) nsx(path *nsxFieldPaths, x *NSX) error {
 		case "interface_id":
 			x.InterfaceID, err = d.str(path.iface)
 		default:
-			if k == path.labelKey {
+			if string(key) == path.labelKey {
 				x.LogLabel, err = d.str(path.label)
 			} else {
 				err = d.skip(0)
@@ -1111,33 +1113,30 @@ func (d *jsonDecoder) member(path string, n int) (key []byte, more bool, err err
 // raw content; slow says it holds escapes or invalid UTF-8, so it must go
 // through appendUnescaped. raw is nil when the next token is no string.
 func (d *jsonDecoder) stringValue(path string) (raw []byte, slow bool, err error) {
-	if d.i >= len(d.data) || d.data[d.i] != '"' {
+	data := d.data
+	if d.i >= len(data) || data[d.i] != '"' {
 		return nil, false, nil
 	}
 	start := d.i
 	i := d.i + 1
 	nonASCII := false
 	for {
-		// Eight bytes at a time while none is a quote, a backslash, a
-		// control character or non-ASCII.
-		for i+8 <= len(d.data) {
-			x := uint64(d.data[i]) | uint64(d.data[i+1])<<8 | uint64(d.data[i+2])<<16 | uint64(d.data[i+3])<<24 |
-				uint64(d.data[i+4])<<32 | uint64(d.data[i+5])<<40 | uint64(d.data[i+6])<<48 | uint64(d.data[i+7])<<56
-			const ones, highs = 0x0101010101010101, 0x8080808080808080
-			q := x ^ ('"' * ones)
-			bs := x ^ ('\\' * ones)
-			if ((x-0x20*ones)|(q-ones)|(bs-ones))&^x&highs|x&highs != 0 {
+		// Eight bytes at a time up to the first quote, backslash,
+		// control character or non-ASCII byte.
+		for i+8 <= len(data) {
+			if m := specialBytes(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
 			i += 8
 		}
-		if i >= len(d.data) {
+		if i >= len(data) {
 			return nil, false, d.errAt(start, path, "unterminated string")
 		}
-		c := d.data[i]
+		c := data[i]
 		switch {
 		case c == '"':
-			raw = d.data[start+1 : i]
+			raw = data[start+1 : i]
 			d.i = i + 1
 			if nonASCII && !slow && !utf8.Valid(raw) {
 				slow = true
@@ -1145,14 +1144,14 @@ func (d *jsonDecoder) stringValue(path string) (raw []byte, slow bool, err error
 			return raw, slow, nil
 		case c == '\\':
 			slow = true
-			if i+1 >= len(d.data) {
+			if i+1 >= len(data) {
 				return nil, false, d.errAt(start, path, "unterminated string")
 			}
-			switch d.data[i+1] {
+			switch data[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if i+6 > len(d.data) || !isHex4(d.data[i+2:i+6]) {
+				if i+6 > len(data) || !isHex4(data[i+2:i+6]) {
 					return nil, false, d.errAt(i, path, "invalid \\u escape in string")
 				}
 				i += 6
