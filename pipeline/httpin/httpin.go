@@ -465,11 +465,18 @@ func (h *Handler) tooLarge() string {
 	return fmt.Sprintf("request body larger than %d bytes", h.cfg.MaxBodyBytes)
 }
 
+// Header values shared by every answer, set without allocating; net/http
+// only reads them.
+var (
+	jsonType = []string{"application/json"}
+	nosniff  = []string{"nosniff"}
+)
+
 // reply writes a JSON answer; suffix bytes are appended to body.
 func (h *Handler) reply(w http.ResponseWriter, route string, code int, body []byte, start time.Time, suffix ...byte) {
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr["Content-Type"] = jsonType
+	hdr["X-Content-Type-Options"] = nosniff
 	w.WriteHeader(code)
 	w.Write(append(append(body, suffix...), '\n'))
 	h.m.answered(route, code, start)

@@ -49,9 +49,9 @@ type syntaxError struct {
 
 func (e *syntaxError) Error() string { return e.msg }
 
-// where wraps a scanner error with the record it happened in ("line 3",
-// "element 2", or "" for a lone object), making off relative to the body.
-func where(err error, record string, base int) error {
+// where wraps a scanner error with the record it happened in: record n of
+// kind ("line 3", "element 2"), or none when kind is "".
+func where(err error, kind string, n int) error {
 	var se *syntaxError
 	if !errors.As(err, &se) {
 		return err
@@ -60,10 +60,10 @@ func where(err error, record string, base int) error {
 	if se.utf8 {
 		reason = reasonInvalidUTF8
 	}
-	if record == "" {
-		return &bodyError{reason, fmt.Sprintf("byte %d: %s", base+se.off, se.msg)}
+	if kind == "" {
+		return &bodyError{reason, fmt.Sprintf("byte %d: %s", se.off, se.msg)}
 	}
-	return &bodyError{reason, fmt.Sprintf("%s, byte %d: %s", record, base+se.off, se.msg)}
+	return &bodyError{reason, fmt.Sprintf("%s %d, byte %d: %s", kind, n, se.off, se.msg)}
 }
 
 func tooMany(limit int) error {
@@ -100,21 +100,20 @@ func splitJSON(spans []span, body []byte, limit int) ([]span, error) {
 			break
 		}
 		for n := 1; ; n++ {
-			record := "element " + strconv.Itoa(n)
 			if i == len(body) {
-				return spans, where(errAt(i, "unexpected end of body, want an object"), record, 0)
+				return spans, where(errAt(i, "unexpected end of body, want an object"), "element", n)
 			}
 			if body[i] != '{' {
 				var err error
 				if _, err = scanValue(body, i, 1); err == nil {
 					err = errAt(i, "element is not a JSON object")
 				}
-				return spans, where(err, record, 0)
+				return spans, where(err, "element", n)
 			}
 			sp := span{start: i}
 			end, err := scanObject(body, i, 2, &sp)
 			if err != nil {
-				return spans, where(err, record, 0)
+				return spans, where(err, "element", n)
 			}
 			if n > limit {
 				return spans, tooMany(limit)
@@ -153,21 +152,20 @@ func splitNDJSON(spans []span, body []byte, limit int) ([]span, error) {
 		end := start + indexByte(body[start:], '\n')
 		i := skipSpace(body[:end], start)
 		if i < end {
-			record := "line " + strconv.Itoa(line)
 			if body[i] != '{' {
 				var err error
 				if _, err = scanValue(body[:end], i, 1); err == nil {
 					err = errAt(i, "line is not a JSON object")
 				}
-				return spans, where(err, record, 0)
+				return spans, where(err, "line", line)
 			}
 			sp := span{start: i}
 			objEnd, err := scanObject(body[:end], i, 1, &sp)
 			if err != nil {
-				return spans, where(err, record, 0)
+				return spans, where(err, "line", line)
 			}
 			if j := skipSpace(body[:end], objEnd); j < end {
-				return spans, where(badChar(body, j, "want end of line after the object"), record, 0)
+				return spans, where(badChar(body, j, "want end of line after the object"), "line", line)
 			}
 			if n++; n > limit {
 				return spans, tooMany(limit)
