@@ -31,8 +31,8 @@ type DFW struct{}
 // Parse implements pipeline.FormatParser; see ParseDFW.
 func (DFW) Parse(e *pipeline.Event, msg []byte) bool { return ParseDFW(e, msg, NSXT) }
 
-// ParseDFW parses a DFW packet log of variant want into e and reports
-// whether msg was one. msg may be the syslog MSG part or a whole line that
+// ParseDFW parses a DFW packet log of variant want (0: either) into e and
+// reports whether msg was one. msg may be the syslog MSG part or a whole line that
 // the envelope parser could not read: a bare local-file line, an RFC 3164
 // line, or the VMware Cloud on AWS JSON wrapper {"text":"<99>... FIREWALL_PKTLOG: ..."}.
 // It tells NSX-T from NSX-V by the body, not the syslog tag (formats.md §7):
@@ -58,7 +58,7 @@ func ParseDFW(e *pipeline.Event, msg []byte, want Variant) bool {
 		return false
 	}
 	v := classify(&r, h.tag, e.Syslog.AppName)
-	if v != want {
+	if want != 0 && v != want {
 		return false
 	}
 	commitDFW(e, &r, v, offsetIn(e.Original, body))
@@ -106,44 +106,47 @@ func parseVMC(e *pipeline.Event, msg []byte, want Variant) bool {
 	if !ok {
 		return false
 	}
-	text := -1
+	ti := -1
 	for i := range members[:n] {
 		if string(members[i].key) == "text" && members[i].str {
-			text = i
+			ti = i
 		}
 	}
-	if text < 0 {
+	if ti < 0 {
 		return false
 	}
 	var buf [1024]byte
-	un, ok := appendUnescaped(buf[:0], members[text].val)
+	un, ok := appendUnescaped(buf[:0], members[ti].val)
 	if !ok {
 		return false
 	}
-	// Decide on the stack copy first, so that a wrapper of something else
-	// leaves e untouched.
-	h, body, ok := splitHeader(un, false)
-	if !ok {
-		return false
-	}
-	var r record
-	if !r.parse(body, false) || classify(&r, h.tag, "") != want {
+	// Check the header on the stack copy first, so that a wrapper of
+	// something else costs no scratch space. The body is parsed from the
+	// interned copy (netip.ParseAddr would move buf to the heap); should
+	// it still not be a DFW body, only unused scratch space is left behind.
+	if _, _, ok := splitHeader(un, false); !ok {
 		return false
 	}
 	s := e.Intern(un)
-	un = unsafe.Slice(unsafe.StringData(s), len(s))
-	h, body, _ = splitHeader(un, false)
-	r = record{}
-	r.parse(body, false)
-	commitDFW(e, &r, want, -1)
+	text := unsafe.Slice(unsafe.StringData(s), len(s))
+	h, body, _ := splitHeader(text, false)
+	var r record
+	if !r.parse(body, false) {
+		return false
+	}
+	v := classify(&r, h.tag, "")
+	if want != 0 && v != want {
+		return false
+	}
+	commitDFW(e, &r, v, -1)
 	if r.errAt >= 0 {
 		// Say where in the unwrapped text; offsets in e.Original would
 		// be off by every escape before the fault.
-		setError(e, e.Dataset, -1, len(un)-len(body)+r.errAt, r.errWant)
+		setError(e, e.Dataset, -1, len(text)-len(body)+r.errAt, r.errWant)
 	}
 	h.apply(e)
 	for i := range members[:n] {
-		if i == text {
+		if i == ti {
 			continue
 		}
 		m := &members[i]
