@@ -8,16 +8,27 @@
 //
 //	POST /v1/events  Content-Type application/json (one object or an array
 //	                 of objects) or application/x-ndjson, application/jsonl
-//	                 (one object per line)
+//	                 (one object per line, LF or CRLF; blank lines skipped)
 //	POST /v1/syslog  Content-Type text/plain or application/octet-stream (or
-//	                 none): one syslog record per line, LF or CRLF
+//	                 none): one syslog record per line, LF or CRLF, through
+//	                 the RecordParser as if it came over TCP
 //	GET  /healthz    200 while the process runs
 //	GET  /readyz     200 while Kafka is reachable, else 503 with the reason
 //
+// Each JSON object becomes one event whose event.original is the object's
+// exact bytes: an object in vpipe's own encoding keeps its fields, any
+// other becomes an http.generic event with its "message" (see fillJSON).
+//
 // A request is accepted or rejected as a whole: the body is read and
-// validated completely before its first event is published. Answers are
-// JSON: {"accepted":N} with 202, {"error":"..."} otherwise (with
-// "accepted" too when Kafka acknowledged only part of the events).
+// validated completely (JSON syntax per RFC 8259, UTF-8) before its first
+// event is published. Answers are JSON: 202 {"accepted":N} once Kafka
+// acknowledged all N events; otherwise {"error":"..."} with 400 (malformed
+// JSON or invalid UTF-8, naming the line or element and the byte offset in
+// the body), 401 (bearer token missing or wrong, with WWW-Authenticate),
+// 404, 405 (with Allow), 408 (the body came slower than AckTimeout), 413 (body or event count over the limit), 415
+// (Content-Type or Content-Encoding not supported), or 503 with
+// Retry-After (Kafka not ready, or not every event acknowledged: then
+// "accepted" says how many were, and a retry may duplicate those).
 //
 // The caller owns the http.Server (set its ReadHeaderTimeout, ReadTimeout
 // and IdleTimeout) and serves /metrics beside this handler.
@@ -34,6 +45,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,9 +83,10 @@ type Config struct {
 	// BearerToken, when not empty, must be presented on the ingest routes
 	// as "Authorization: Bearer <token>" (RFC 6750); the probes need none.
 	BearerToken string
-	// AckTimeout bounds the time from reading a request's body to Kafka
-	// acknowledging its last event; a request that takes longer is
-	// answered 503. Default 30s.
+	// AckTimeout bounds the time from a request's headers to Kafka
+	// acknowledging its last event: waiting for a turn, reading the body
+	// (408 when it is not in by then) and publishing; a request that takes
+	// longer is answered 503. Default 30s.
 	AckTimeout time.Duration
 	// RetryAfter is the delay suggested in the Retry-After header of 503
 	// answers, rounded up to whole seconds. Default 5s.
@@ -348,16 +361,27 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if r.ContentLength > 0 {
 		q.body.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
-	if _, err := q.body.ReadFrom(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+	// A client that sends its body slowly must not hold its turn longer
+	// than the request may take, whatever the server's ReadTimeout. The
+	// deadline is lifted once the body is in, so that it cannot cancel
+	// r's context while the request waits for Kafka.
+	rc := http.NewResponseController(w)
+	deadline, _ := ctx.Deadline()
+	rc.SetReadDeadline(deadline) // an error means not supported: no bound
+	_, err := q.body.ReadFrom(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		switch _, tooLarge := errors.AsType[*http.MaxBytesError](err); {
+		case tooLarge:
 			h.reject(w, r, route, http.StatusRequestEntityTooLarge, "too_large", h.tooLarge(), -1, start)
-		} else {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			h.reject(w, r, route, http.StatusRequestTimeout, "read_timeout", "the body did not arrive within "+h.cfg.AckTimeout.String(), -1, start)
+		default:
 			h.reject(w, r, route, http.StatusBadRequest, "read_error", "read body: "+err.Error(), -1, start)
 		}
 		return true
 	}
 	body := q.body.Bytes()
-	var err error
 	if q.spans, err = split(q.spans[:0], body, h.cfg.MaxEvents); err != nil {
 		var be *bodyError
 		errors.As(err, &be)
@@ -492,7 +516,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, route string, c
 	switch {
 	case code >= 500 && reason != "not_ready":
 		level = slog.LevelWarn
-	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge:
+	case code == http.StatusBadRequest || code == http.StatusRequestTimeout || code == http.StatusRequestEntityTooLarge:
 		level = slog.LevelInfo
 	}
 	h.log.Log(r.Context(), level, "request rejected", "route", route, "code", code, "reason", reason, "remote", r.RemoteAddr, "error", msg)

@@ -91,6 +91,7 @@ func (lineParser) ParseRecord(e *pipeline.Event) {
 }
 
 type env struct {
+	h    *Handler
 	srv  *httptest.Server
 	pub  *testPublisher
 	reg  *prometheus.Registry
@@ -130,7 +131,7 @@ func newEnv(t testing.TB, cfg Config, pub *testPublisher, ready func() error) *e
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, pub: pub, reg: reg, logs: logs}
+	return &env{h: h, srv: srv, pub: pub, reg: reg, logs: logs}
 }
 
 type answer struct {
@@ -767,6 +768,55 @@ func TestConcurrentRequests(t *testing.T) {
 	if len(got) != clients*perClient {
 		t.Errorf("published %d events, want %d", len(got), clients*perClient)
 	}
+}
+
+func TestTurns(t *testing.T) {
+	t.Run("busy", func(t *testing.T) {
+		v := newEnv(t, Config{MaxConcurrent: 1, AckTimeout: 100 * time.Millisecond}, nil, nil)
+		v.h.slots <- struct{}{} // another request holds the only turn
+		a := v.post(t, RouteEvents, "application/json", `{}`)
+		wantError(t, a, 503, "busy")
+		if a.header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+		<-v.h.slots
+		wantAccepted(t, v.post(t, RouteEvents, "application/json", `{}`), 1)
+	})
+	t.Run("slow body", func(t *testing.T) {
+		v := newEnv(t, Config{MaxConcurrent: 1, AckTimeout: 200 * time.Millisecond}, nil, nil)
+		pr, pw := io.Pipe()
+		t.Cleanup(func() { pw.Close() })
+		go pw.Write([]byte(`[{"message":"a"},`)) // and nothing more
+		a := v.do(t, http.MethodPost, RouteEvents, pr, "Content-Type", "application/json")
+		wantError(t, a, 408, "did not arrive within 200ms")
+		if n := v.counter(t, "vpipe_http_rejected_total", "route", RouteEvents, "reason", "read_timeout"); n != 1 {
+			t.Errorf("vpipe_http_rejected_total{reason=read_timeout} = %v, want 1", n)
+		}
+		// The turn is free again, and the next request on a keep-alive
+		// connection is not hit by the old read deadline.
+		wantAccepted(t, v.post(t, RouteEvents, "application/json", `{}`), 1)
+		time.Sleep(250 * time.Millisecond) // past the old deadline, on purpose
+		wantAccepted(t, v.post(t, RouteEvents, "application/json", `{}`), 1)
+	})
+	t.Run("client goes away", func(t *testing.T) {
+		hold := make(chan struct{})
+		t.Cleanup(func() { close(hold) })
+		pub := &testPublisher{hold: hold}
+		v := newEnv(t, Config{}, pub, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, v.srv.URL+RouteEvents, strings.NewReader(`{"message":"a"}`))
+		req.Header.Set("Content-Type", "application/json")
+		go func() {
+			if resp, err := v.srv.Client().Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		waitFor(t, "the event published", func() bool { return len(pub.published()) == 1 })
+		cancel()
+		waitFor(t, "the request counted as canceled", func() bool {
+			return v.counter(t, "vpipe_http_rejected_total", "route", RouteEvents, "reason", "canceled") == 1
+		})
+	})
 }
 
 func TestConfig(t *testing.T) {

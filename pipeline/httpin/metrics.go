@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"route"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vpipe_http_rejected_total",
-			Help: "HTTP requests rejected, by route and reason (unauthorized, method, content_type, not_ready, too_large, too_many_events, malformed, invalid_utf8, read_error, publish_failed, not_found).",
+			Help: "HTTP requests rejected, by route and reason (unauthorized, method, not_found, content_type, not_ready, busy, read_timeout, read_error, too_large, too_many_events, malformed, invalid_utf8, publish_failed, canceled).",
 		}, []string{"route", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vpipe_http_request_seconds",
