@@ -57,10 +57,11 @@ type Config struct {
 	RebalanceTimeout time.Duration
 	// FetchMaxWait is how long the broker may hold a fetch open waiting for
 	// new records (a record that arrives meanwhile is returned at once).
-	// kafka-go gives up on the connection if the answer comes later than
-	// FetchMaxWait, keeping only min(1s, FetchMaxWait/4) of it as slack for
-	// the round trip, so short values cause reconnections on a busy broker.
-	// Closing the consumer may take this long. Default 4s.
+	// It trades two kafka-go behaviours: closing the consumer waits for the
+	// fetches in flight, so shutdown takes up to FetchMaxWait; and kafka-go
+	// drops the connection when the answer comes later than FetchMaxWait,
+	// leaving only min(1s, FetchMaxWait/4) of it for the round trip, so
+	// short values cause reconnections on a busy broker. Default 1s.
 	FetchMaxWait time.Duration
 	// ShutdownTimeout bounds, after ctx ended, the commit of records the
 	// sink had already confirmed and the closing of the consumer (which
@@ -75,14 +76,14 @@ type Config struct {
 
 // Defaults for Config; see the field comments.
 const (
-	DefaultBatchSize       = 500
-	DefaultBatchWait       = 100 * time.Millisecond
-	DefaultMinBackoff      = 100 * time.Millisecond
-	DefaultMaxBackoff      = 30 * time.Second
-	DefaultSessionTimeout  = 10 * time.Second
-	DefaultRebalance       = 10 * time.Second
-	DefaultFetchMaxWait    = 4 * time.Second
-	DefaultShutdownTimeout = 5 * time.Second
+	DefaultBatchSize        = 500
+	DefaultBatchWait        = 100 * time.Millisecond
+	DefaultMinBackoff       = 100 * time.Millisecond
+	DefaultMaxBackoff       = 30 * time.Second
+	DefaultSessionTimeout   = 10 * time.Second
+	DefaultRebalanceTimeout = 10 * time.Second
+	DefaultFetchMaxWait     = time.Second
+	DefaultShutdownTimeout  = 5 * time.Second
 )
 
 // WithDefaults returns c with every unset field given its default.
@@ -96,7 +97,7 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
 	setDefault(&c.SessionTimeout, DefaultSessionTimeout)
 	setDefault(&c.HeartbeatInterval, c.SessionTimeout/10)
-	setDefault(&c.RebalanceTimeout, DefaultRebalance)
+	setDefault(&c.RebalanceTimeout, DefaultRebalanceTimeout)
 	setDefault(&c.FetchMaxWait, DefaultFetchMaxWait)
 	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	return c

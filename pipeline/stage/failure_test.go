@@ -97,17 +97,21 @@ func TestCancelMidWrite(t *testing.T) {
 		return ctx.Err()
 	}))
 	cfg := testConfig(addr, "cancel", "in")
-	cfg.BatchSize = n // one batch, to be sure nothing was committed before
-	cfg.BatchWait = 2 * time.Second
-	stop := start(t, cfg, stuck, nil)
+	cfg.BatchSize = 10
+	reg := prometheus.NewRegistry()
+	stop := start(t, cfg, stuck, stage.NewMetrics(reg))
 	select {
 	case <-entered:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the sink was never called")
 	}
+	// The first batch is stuck: the records behind it are lag.
+	if lag := metric(t, reg, "vpipe_stage_lag", "stage", "cancel"); lag <= 0 {
+		t.Errorf("lag = %v while the sink is stuck on the first batch", lag)
+	}
 	began := time.Now()
 	stop()
-	if d := time.Since(began); d > cfg.ShutdownTimeout+time.Second {
+	if d := time.Since(began); d > cfg.FetchMaxWait+time.Second {
 		t.Errorf("Run took %s to return after cancel", d)
 	}
 	for p, off := range committed(t, addr, "vpipe-cancel", "in") {

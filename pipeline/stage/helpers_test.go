@@ -22,17 +22,22 @@ import (
 // testConfig is a stage config with timeouts short enough for tests.
 func testConfig(addr, name string, topics ...string) stage.Config {
 	return stage.Config{
-		Name:              name,
-		Brokers:           []string{addr},
-		Topics:            topics,
-		DLQTopic:          "dlq",
-		BatchSize:         50,
-		BatchWait:         20 * time.Millisecond,
-		MinBackoff:        5 * time.Millisecond,
-		MaxBackoff:        50 * time.Millisecond,
-		SessionTimeout:    2 * time.Second,
-		HeartbeatInterval: 200 * time.Millisecond,
-		RebalanceTimeout:  2 * time.Second,
+		Name:       name,
+		Brokers:    []string{addr},
+		Topics:     topics,
+		DLQTopic:   "dlq",
+		BatchSize:  50,
+		BatchWait:  20 * time.Millisecond,
+		MinBackoff: 5 * time.Millisecond,
+		MaxBackoff: 50 * time.Millisecond,
+		// A killed member's partitions move after SessionTimeout. A
+		// rebalance ends as soon as every live member rejoined, so a long
+		// RebalanceTimeout costs nothing, and it spares a member that is
+		// slow to rejoin (kafka-go first finishes its fetches and its last
+		// commit) from being dropped from the group under -race.
+		SessionTimeout:    3 * time.Second,
+		HeartbeatInterval: 300 * time.Millisecond,
+		RebalanceTimeout:  10 * time.Second,
 		FetchMaxWait:      time.Second,
 		ShutdownTimeout:   3 * time.Second,
 	}

@@ -21,10 +21,13 @@ import (
 	"github.com/vpipe/vpipe/pipeline"
 )
 
-// Record is one consumed Kafka message with its decoded event.
+// Record is one consumed Kafka message with its decoded event. Both belong
+// to the runner and are valid only during the Sink.Write call they are
+// passed to (the runner reuses the events; strings in Event point into its
+// scratch space, see pipeline.Event).
 type Record struct {
-	Msg   kafka.Message
-	Event *pipeline.Event
+	Msg   kafka.Message   // as fetched: topic, partition, offset, key, value, headers
+	Event *pipeline.Event // decoded from Msg.Value with DecodeJSON
 }
 
 // Sink is where a stage delivers events.
@@ -33,11 +36,14 @@ type Sink interface {
 	// delivered (or deliberately dropped and counted) and only then
 	// returns nil.
 	//
-	// Any other error is retried with backoff, unless errors.Is(err,
-	// pipeline.ErrPermanent): then the runner retries a batch of more than
-	// one record one record at a time to find the poison ones, which go to
-	// the DLQ. Write is therefore called again with records it has already
-	// seen, some of which it may have delivered: sinks are idempotent.
+	// Any other error is retried with backoff (up to Config.MaxRetries,
+	// then the batch goes to the DLQ), unless errors.Is(err,
+	// pipeline.ErrPermanent): then the runner writes a batch of more than
+	// one record again one record at a time to find the poison ones, which
+	// go to the DLQ. Write is therefore called again with records it has
+	// already seen, some of which it may have delivered; after a crash or
+	// a rebalance a whole batch may come again. A sink makes that harmless
+	// (idempotent writes, keyed by event.id) or at least tolerates it.
 	//
 	// When ctx ends Write should return promptly; its error is then not
 	// classified and nothing of the batch is committed.
