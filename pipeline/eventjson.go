@@ -346,21 +346,30 @@ func appendIPMember(dst []byte, key string, ip netip.Addr) []byte {
 
 // appendLabels appends the labels object. A key that repeats is written
 // once, where it first appears, with its last value (AddLabel's rule).
-// Keys are compared as written, after invalid UTF-8 became U+FFFD.
+// Keys are compared as written, so two keys that differ only in invalid
+// UTF-8 (both written as U+FFFD) are the same key.
 func appendLabels(dst []byte, labels []Label) []byte {
-	unique := false
-	if len(labels) > smallSet || !labelKeysValid(labels) {
-		c := make([]Label, len(labels))
-		for i, l := range labels {
-			c[i] = Label{Key: toValidUTF8(l.Key), Value: l.Value}
-		}
-		labels, unique = dedupeLabels(c), true
-	}
 	dst = append(dst, '{')
-next:
-	for i := range labels {
-		k, v := labels[i].Key, labels[i].Value
-		if !unique {
+	if len(labels) > smallSet || !labelKeysValid(labels) {
+		// Rare: a map over the keys as written.
+		index := make(map[string]int, len(labels))
+		out := make([]Label, 0, len(labels))
+		for _, l := range labels {
+			k := toValidUTF8(l.Key)
+			if j, ok := index[k]; ok {
+				out[j].Value = l.Value
+				continue
+			}
+			index[k] = len(out)
+			out = append(out, l)
+		}
+		for _, l := range out {
+			dst = appendLabel(dst, l.Key, l.Value)
+		}
+	} else {
+	next:
+		for i := range labels {
+			k, v := labels[i].Key, labels[i].Value
 			for j := range i {
 				if labels[j].Key == k {
 					continue next
@@ -371,11 +380,18 @@ next:
 					v = labels[j].Value
 				}
 			}
+			dst = appendLabel(dst, k, v)
 		}
-		dst = appendLabel(dst, k, v)
 	}
-	dst[len(dst)-1] = '}' // the comma after the last label
+	dst[len(dst)-1] = '}' // over the comma after the last label
 	return dst
+}
+
+func appendLabel(dst []byte, k, v string) []byte {
+	dst = appendJSONString(dst, k)
+	dst = append(dst, ':')
+	dst = appendJSONString(dst, v)
+	return append(dst, ',')
 }
 
 func labelKeysValid(labels []Label) bool {
@@ -388,7 +404,7 @@ func labelKeysValid(labels []Label) bool {
 }
 
 // toValidUTF8 replaces each byte of invalid UTF-8 in s with U+FFFD, as
-// appendJSONString does, so that keys can be compared as they are written.
+// appendJSONString does: s as written, for comparing keys.
 func toValidUTF8(s string) string {
 	if utf8.ValidString(s) {
 		return s
@@ -406,22 +422,32 @@ func toValidUTF8(s string) string {
 	return string(b)
 }
 
-func appendLabel(dst []byte, k, v string) []byte {
-	dst = appendJSONString(dst, k)
-	dst = append(dst, ':')
-	dst = appendJSONString(dst, v)
-	return append(dst, ',')
+// sameKey reports whether a and b are written as the same JSON text: equal
+// once each byte of invalid UTF-8 is taken as U+FFFD.
+func sameKey(a, b string) bool {
+	if a == b {
+		return true
+	}
+	for len(a) > 0 && len(b) > 0 {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb {
+			return false
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return len(a) == len(b)
 }
 
-// smallSet is the size up to which duplicate keys are found by comparing
-// each with the ones before it, without allocating; larger sets use a map
-// so that a hostile record cannot make encoding quadratic.
+// smallSet is the size up to which repeated keys are found by comparing
+// each key with the ones before it, without allocating; larger sets use a
+// map, so that a hostile record cannot make encoding quadratic.
 const smallSet = 32
 
 // appendStructuredData appends log.syslog.structured_data:
 // {"sd-id":{"name":"value","repeated":["v1","v2"]}}.
 func appendStructuredData(dst []byte, sd []SDElement) []byte {
-	if !sdKeysValid(sd) || !isCanonicalSD(sd) {
+	if !isCanonicalSD(sd) {
 		sd = canonicalSD(cloneSD(sd))
 	}
 	dst = append(dst, '{')
@@ -439,7 +465,7 @@ func appendStructuredData(dst []byte, sd []SDElement) []byte {
 			dst = appendJSONString(dst, p[j].Name)
 			dst = append(dst, ':')
 			k := j + 1
-			for k < len(p) && p[k].Name == p[j].Name {
+			for k < len(p) && sameKey(p[k].Name, p[j].Name) {
 				k++
 			}
 			if k == j+1 {
@@ -468,15 +494,16 @@ func isCanonicalSD(sd []SDElement) bool {
 	if len(sd) > smallSet {
 		seen := make(map[string]bool, len(sd))
 		for i := range sd {
-			if seen[sd[i].ID] {
+			id := toValidUTF8(sd[i].ID)
+			if seen[id] {
 				return false
 			}
-			seen[sd[i].ID] = true
+			seen[id] = true
 		}
 	} else {
 		for i := range sd {
 			for j := range i {
-				if sd[j].ID == sd[i].ID {
+				if sameKey(sd[j].ID, sd[i].ID) {
 					return false
 				}
 			}
@@ -495,22 +522,23 @@ func paramsGrouped(p []SDParam) bool {
 	if len(p) > smallSet {
 		seen := make(map[string]bool, len(p))
 		for i := range p {
-			if i > 0 && p[i].Name == p[i-1].Name {
+			if i > 0 && sameKey(p[i].Name, p[i-1].Name) {
 				continue
 			}
-			if seen[p[i].Name] {
+			name := toValidUTF8(p[i].Name)
+			if seen[name] {
 				return false
 			}
-			seen[p[i].Name] = true
+			seen[name] = true
 		}
 		return true
 	}
 	for i := 1; i < len(p); i++ {
-		if p[i].Name == p[i-1].Name {
+		if sameKey(p[i].Name, p[i-1].Name) {
 			continue
 		}
 		for j := range i - 1 {
-			if p[j].Name == p[i].Name {
+			if sameKey(p[j].Name, p[i].Name) {
 				return false
 			}
 		}
@@ -518,33 +546,13 @@ func paramsGrouped(p []SDParam) bool {
 	return true
 }
 
-// sdKeysValid reports whether every SD-ID and SD-PARAM name is valid
-// UTF-8, so that comparing them compares what is written.
-func sdKeysValid(sd []SDElement) bool {
-	for i := range sd {
-		if !utf8.ValidString(sd[i].ID) {
-			return false
-		}
-		for _, p := range sd[i].Params {
-			if !utf8.ValidString(p.Name) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// cloneSD copies sd and its params, with invalid UTF-8 in the keys
-// replaced, so that canonicalSD can reorder them without touching the
-// event.
+// cloneSD copies sd and its params, so that canonicalSD can reorder them
+// without touching the event.
 func cloneSD(sd []SDElement) []SDElement {
 	out := make([]SDElement, len(sd))
 	for i := range sd {
-		out[i].ID = toValidUTF8(sd[i].ID)
-		out[i].Params = make([]SDParam, len(sd[i].Params))
-		for j, p := range sd[i].Params {
-			out[i].Params[j] = SDParam{Name: toValidUTF8(p.Name), Value: p.Value}
-		}
+		out[i].ID = sd[i].ID
+		out[i].Params = append([]SDParam(nil), sd[i].Params...)
 	}
 	return out
 }
@@ -552,7 +560,7 @@ func cloneSD(sd []SDElement) []SDElement {
 // canonicalSD merges the elements that share an SD-ID into the first one
 // and groups each element's params by name, keeping first-appearance order,
 // in place. Removed elements are swapped to the tail beyond the returned
-// length, so every element keeps a params array of its own for reuse.
+// length, so that no two elements share a params array.
 func canonicalSD(sd []SDElement) []SDElement {
 	var index map[string]int
 	if len(sd) > smallSet {
@@ -562,12 +570,12 @@ func canonicalSD(sd []SDElement) []SDElement {
 	for r := range sd {
 		k := -1
 		if index != nil {
-			if j, ok := index[sd[r].ID]; ok {
+			if j, ok := index[toValidUTF8(sd[r].ID)]; ok {
 				k = j
 			}
 		} else {
 			for j := range w {
-				if sd[j].ID == sd[r].ID {
+				if sameKey(sd[j].ID, sd[r].ID) {
 					k = j
 					break
 				}
@@ -579,7 +587,7 @@ func canonicalSD(sd []SDElement) []SDElement {
 			continue
 		}
 		if index != nil {
-			index[sd[r].ID] = w
+			index[toValidUTF8(sd[r].ID)] = w
 		}
 		sd[w], sd[r] = sd[r], sd[w]
 		w++
@@ -601,7 +609,7 @@ func groupParams(p []SDParam) {
 	if len(p) <= smallSet {
 		for i := 1; i < len(p); i++ {
 			for j := i - 1; j >= 0; j-- {
-				if p[j].Name == p[i].Name {
+				if sameKey(p[j].Name, p[i].Name) {
 					if j != i-1 {
 						v := p[i]
 						copy(p[j+2:i+1], p[j+1:i])
@@ -616,10 +624,11 @@ func groupParams(p []SDParam) {
 	byName := make(map[string][]SDParam, len(p))
 	var order []string
 	for _, q := range p {
-		if _, ok := byName[q.Name]; !ok {
-			order = append(order, q.Name)
+		name := toValidUTF8(q.Name)
+		if _, ok := byName[name]; !ok {
+			order = append(order, name)
 		}
-		byName[q.Name] = append(byName[q.Name], q)
+		byName[name] = append(byName[name], q)
 	}
 	out := p[:0:0]
 	for _, name := range order {

@@ -26,10 +26,15 @@ import (
 // be numbers or booleans (kept as their JSON text), missing syslog codes
 // are derived from the others, and vmware.velocloud.detail may be a string
 // holding a JSON object. Field names are nested objects; dotted keys such
-// as "event.dataset" are not read.
+// as "event.dataset" are not read. Invalid UTF-8 in a string decodes as
+// U+FFFD; vpipe.original_base64, when present, gives Original's exact
+// bytes.
 //
 // Strings point into e's scratch space, like those a parser sets: they are
-// valid until the next Reset (or DecodeJSON) of e. data is not retained.
+// valid until the next Reset (or DecodeJSON) of e. Original, Detail and
+// the slices reuse e's buffers. data is not retained, and must not be one
+// of e's own buffers (such as e.Original).
+//
 // An error says which field and byte offset failed
 // ("event.dataset: want string at offset 123"); it is permanent
 // (errors.Is(err, ErrPermanent)), since no retry can fix the record, and e

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,13 @@ func eventjsonCases() []struct {
 		{"original binary", &Event{Original: []byte{0, 0x80, 0xff, 0xc0, 0xaf, '"'}}},
 		{"original lone surrogate bytes", &Event{Original: []byte("\xed\xa0\x80")}},
 		{"strings invalid utf8", &Event{Message: "bad \xff here", Labels: []Label{{"k\xfe", "v\xfd"}}}},
+		{"keys differing only in invalid utf8", &Event{
+			Labels: []Label{{"k\xfe", "1"}, {"x", "2"}, {"k\xff", "3"}},
+			Syslog: Syslog{StructuredData: []SDElement{
+				{ID: "a\xff", Params: []SDParam{{Name: "n\xfe", Value: "1"}, {Name: "m", Value: "2"}, {Name: "n\xff", Value: "3"}}},
+				{ID: "a\xfe", Params: []SDParam{{Name: "n\xef\xbf\xbd", Value: "4"}}},
+			}},
+		}},
 		{"strings non-ASCII names", &Event{User: User{Name: "José Müller", Domain: "ДОМЕН"}, Rule: Rule{Name: "规则 1"}}},
 	}
 }
@@ -132,6 +140,9 @@ func TestEventJSONRoundTrip(t *testing.T) {
 			out := tc.e.AppendJSON(nil)
 			if !json.Valid(out) || !utf8.Valid(out) {
 				t.Fatalf("invalid JSON: %s", out)
+			}
+			if err := checkNoDuplicateKeys(out); err != nil {
+				t.Fatalf("%v in %s", err, out)
 			}
 			if !reflect.DeepEqual(normalize(tc.e), normalize(&before)) {
 				t.Fatal("AppendJSON modified the event")
@@ -226,6 +237,11 @@ func TestAppendJSONFields(t *testing.T) {
 		{"iana number", &Event{Network: Network{IANANumber: "6"}}, `"network":{"iana_number":"6"}`},
 		{"zone escaped", &Event{Source: Endpoint{IP: netip.MustParseAddr("fe80::1%a\"b")}}, `"source":{"ip":"fe80::1%a\"b"}`},
 		{"counters", &Event{Source: Endpoint{CountersValid: true, Packets: 3}}, `"source":{"packets":3,"bytes":0}`},
+		{"invalid utf8 keys merged", &Event{Labels: []Label{{"k\xfe", "1"}, {"x", "2"}, {"k\xff", "3"}}}, `"labels":{"k\ufffd":"3","x":"2"}`},
+		{"invalid utf8 sd keys merged", &Event{Syslog: Syslog{StructuredData: []SDElement{
+			{ID: "a\xff", Params: []SDParam{{Name: "n\xfe", Value: "1"}, {Name: "m", Value: "2"}, {Name: "n\xff", Value: "3"}}},
+			{ID: "a\xfe", Params: []SDParam{{Name: "n", Value: "4"}}},
+		}}}, `"structured_data":{"a\ufffd":{"n\ufffd":["1","3"],"m":"2","n":"4"}}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -587,6 +603,9 @@ func FuzzEventJSON(f *testing.F) {
 		if !json.Valid(out) || !utf8.Valid(out) {
 			t.Fatalf("invalid output %q from %q", out, data)
 		}
+		if err := checkNoDuplicateKeys(out); err != nil {
+			t.Fatalf("%v in %q", err, out)
+		}
 		var e2 Event
 		if err := e2.DecodeJSON(out); err != nil {
 			t.Fatalf("re-decode: %v\ninput:  %q\noutput: %q", err, data, out)
@@ -598,6 +617,60 @@ func FuzzEventJSON(f *testing.F) {
 			t.Fatalf("re-encoding differs\n%q\n%q", out, out2)
 		}
 	})
+}
+
+// checkNoDuplicateKeys returns an error when an object in the JSON text
+// data has a key twice (Elasticsearch, for one, rejects such documents).
+func checkNoDuplicateKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		keys     map[string]bool
+		expected bool // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			if err.Error() == "EOF" {
+				return nil
+			}
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				if top != nil && top.keys != nil {
+					top.expected = true
+				}
+				stack = append(stack, &frame{keys: map[string]bool{}, expected: true})
+			case '[':
+				if top != nil && top.keys != nil {
+					top.expected = true
+				}
+				stack = append(stack, &frame{})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if top != nil && top.keys != nil && top.expected {
+				if top.keys[v] {
+					return errors.New("duplicate key " + strconv.Quote(v))
+				}
+				top.keys[v] = true
+				top.expected = false
+				continue
+			}
+		}
+		if top != nil && top.keys != nil {
+			top.expected = true
+		}
+	}
 }
 
 // cloneEvent deep-copies the slices of e.
@@ -995,4 +1068,19 @@ func referenceModel(e *Event) map[string]any {
 	}
 	m["ecs"] = map[string]any{"version": ECSVersion}
 	return m
+}
+
+func TestCheckNoDuplicateKeys(t *testing.T) {
+	for in, dup := range map[string]bool{
+		`{"a":{"b":1,"b":2}}`:                             true,
+		`{"a":1,"a":1}`:                                   true,
+		`{"a":"a","b":["a","a"],"c":"b"}`:                 false,
+		`{"a":{"x":1},"b":{"x":1},"c":[{"x":1},{"x":2}]}`: false,
+		`{"a":[{"x":1,"x":2}]}`:                           true,
+		`{"a":{},"a\u0000":{}}`:                           false,
+	} {
+		if err := checkNoDuplicateKeys([]byte(in)); (err != nil) != dup {
+			t.Errorf("%s: got %v, want duplicate %v", in, err, dup)
+		}
+	}
 }
