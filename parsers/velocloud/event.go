@@ -136,29 +136,35 @@ func setDetail(e *pipeline.Event, m *member) {
 		v.DetailRaw = e.Alias(m.val)
 		return
 	}
-	doc := m.val
-	if m.valEsc {
-		var buf [1024]byte
-		u, ok := appendUnescaped(buf[:0], m.val)
-		if !ok {
+	if !m.valEsc {
+		if isObject(m.val) {
+			v.Detail = appendCompact(v.Detail[:0], m.val)
+		} else {
 			v.DetailRaw = e.Alias(m.val)
-			return
 		}
-		doc = u
+		return
 	}
+	var buf [1024]byte
+	doc, ok := appendUnescaped(buf[:0], m.val)
+	switch {
+	case !ok:
+		v.DetailRaw = e.Alias(m.val)
+	case isObject(doc):
+		v.Detail = appendCompact(v.Detail[:0], doc)
+	default:
+		v.DetailRaw = e.Intern(doc)
+	}
+}
+
+// isObject reports whether doc is one JSON object and nothing else.
+func isObject(doc []byte) bool {
 	s := scanner{b: doc}
 	s.ws()
-	if s.i < len(doc) && doc[s.i] == '{' && s.nested() {
-		if s.ws(); s.i == len(doc) {
-			v.Detail = appendCompact(v.Detail[:0], doc)
-			return
-		}
+	if s.i >= len(doc) || doc[s.i] != '{' || !s.nested() {
+		return false
 	}
-	if m.valEsc {
-		v.DetailRaw = e.Intern(doc)
-	} else {
-		v.DetailRaw = e.Alias(doc)
-	}
+	s.ws()
+	return s.i == len(doc)
 }
 
 // scanEvent reads the top-level object into ms.

@@ -1,6 +1,7 @@
 package velocloud
 
 import (
+	"bytes"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -40,24 +41,40 @@ func (s *scanner) ws() {
 	}
 }
 
+// strSpecial marks the bytes that end a plain run inside a string.
+var strSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 // str reads a string at s.i and returns its raw content.
 func (s *scanner) str() (raw []byte, esc, ok bool) {
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
+	b := s.b
+	if s.i >= len(b) || b[s.i] != '"' {
 		return nil, false, s.fail("string")
 	}
 	start := s.i + 1
-	for j := start; j < len(s.b); j++ {
-		switch c := s.b[j]; {
+	for j := start; j < len(b); j++ {
+		if !strSpecial[b[j]] {
+			continue
+		}
+		switch c := b[j]; {
+		case c == '"':
+			s.i = j + 1
+			return b[start:j], esc, true
 		case c == '\\':
 			esc = true
 			j++
-			if j >= len(s.b) {
+			if j >= len(b) {
 				break
 			}
-			switch s.b[j] {
+			switch b[j] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
-				if _, ok := hex4(s.b, j+1); !ok {
+				if _, ok := hex4(b, j+1); !ok {
 					s.i = j
 					return nil, false, s.fail("4 hex digits after \\u")
 				}
@@ -66,15 +83,12 @@ func (s *scanner) str() (raw []byte, esc, ok bool) {
 				s.i = j
 				return nil, false, s.fail("an escape character")
 			}
-		case c == '"':
-			s.i = j + 1
-			return s.b[start:j], esc, true
-		case c < 0x20:
+		default:
 			s.i = j
 			return nil, false, s.fail("no control character in string")
 		}
 	}
-	s.i = len(s.b)
+	s.i = len(b)
 	return nil, false, s.fail(`'"' closing the string`)
 }
 
@@ -83,6 +97,18 @@ func (s *scanner) str() (raw []byte, esc, ok bool) {
 // well-formed strings and scalars.
 func (s *scanner) value() (raw []byte, kind byte, esc, ok bool) {
 	s.ws()
+	if s.i < len(s.b) && (s.b[s.i] == '{' || s.b[s.i] == '[') {
+		start, c := s.i, s.b[s.i]
+		if !s.nested() {
+			return nil, 0, false, false
+		}
+		return s.b[start:s.i], c, false, true
+	}
+	return s.scalar()
+}
+
+// scalar reads a string, number or literal at s.i.
+func (s *scanner) scalar() (raw []byte, kind byte, esc, ok bool) {
 	if s.i >= len(s.b) {
 		return nil, 0, false, s.fail("value")
 	}
@@ -91,11 +117,6 @@ func (s *scanner) value() (raw []byte, kind byte, esc, ok bool) {
 	case c == '"':
 		raw, esc, ok = s.str()
 		return raw, '"', esc, ok
-	case c == '{' || c == '[':
-		if !s.nested() {
-			return nil, 0, false, false
-		}
-		return s.b[start:s.i], c, false, true
 	case c == 'n' || c == 't' || c == 'f':
 		for _, lit := range [...]string{"null", "true", "false"} {
 			if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
@@ -186,7 +207,7 @@ func (s *scanner) nested() bool {
 				}
 				continue
 			}
-		} else if _, _, _, ok := s.value(); !ok {
+		} else if _, _, _, ok := s.scalar(); !ok {
 			return false
 		}
 		// After a value: commas and closers.
@@ -232,10 +253,13 @@ func (s *scanner) key() bool {
 // appendUnescaped appends the JSON string content raw, unescaped, to dst.
 func appendUnescaped(dst, raw []byte) ([]byte, bool) {
 	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '\\' {
-			dst = append(dst, c)
-			continue
+		if raw[i] != '\\' {
+			k := bytes.IndexByte(raw[i:], '\\')
+			if k < 0 {
+				return append(dst, raw[i:]...), true
+			}
+			dst = append(dst, raw[i:i+k]...)
+			i += k
 		}
 		i++
 		if i >= len(raw) {
@@ -304,26 +328,29 @@ func hex4(b []byte, i int) (rune, bool) {
 // appendCompact appends JSON text b (already checked) without the
 // whitespace outside strings.
 func appendCompact(dst, b []byte) []byte {
-	in := false
-	for i := 0; i < len(b); i++ {
+	for i := 0; i < len(b); {
 		c := b[i]
-		if in {
-			dst = append(dst, c)
-			if c == '\\' && i+1 < len(b) {
-				i++
-				dst = append(dst, b[i])
-			} else if c == '"' {
-				in = false
-			}
-			continue
-		}
 		switch c {
 		case ' ', '\t', '\n', '\r':
+			i++
 			continue
 		case '"':
-			in = true
+			j := i + 1
+			for j < len(b) && b[j] != '"' {
+				if b[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(b) {
+				return append(dst, b[i:]...)
+			}
+			dst = append(dst, b[i:j+1]...)
+			i = j + 1
+			continue
 		}
 		dst = append(dst, c)
+		i++
 	}
 	return dst
 }
