@@ -290,7 +290,7 @@ type request struct {
 	acks    acks
 }
 
-// maxPooledBody is the largest body buffer kept for reuse.
+// maxPooledBody is the largest body (or event) buffer kept for reuse.
 const maxPooledBody = 1 << 20
 
 func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, route string, start time.Time) {
@@ -350,6 +350,9 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, route string, s
 	q.spans = q.spans[:0]
 	if q.body.Cap() > maxPooledBody {
 		q.body = bytes.Buffer{}
+	}
+	if cap(q.ev.Original) > maxPooledBody {
+		q.ev = pipeline.Event{}
 	}
 	q.body.Reset()
 	h.pool.Put(q)
