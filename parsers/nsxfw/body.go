@@ -102,16 +102,18 @@ func (r *record) parse(b []byte, gateway bool) bool {
 	// (formats.md §2); both are stored as "match".
 	t = bytes.TrimPrefix(t, []byte("reason-"))
 	if !isWord(t) {
-		return r.fail(s, "reason (match, TERM, ...)")
+		return false
 	}
 	r.reason = t
 	r.term = string(t) == "TERM"
 
 	s, e = token(b, e)
-	if s == e {
-		return r.fail(s, "action (PASS, DROP, ...)")
-	}
 	t = b[s:e]
+	if !r.term && !isUpperWord(t) {
+		// "INET <word> <not an action>" is not a packet log: claim a line
+		// only on an address family, a reason and an action (or TERM).
+		return false
+	}
 	if isUpperWord(t) {
 		r.action = t
 		s, e = token(b, e)
