@@ -61,11 +61,16 @@ func testConfig(dir string) *config.Config {
 
 func startVpipe(t *testing.T, cfg *config.Config) *running {
 	t.Helper()
+	return startVpipeRoles(t, cfg, map[string]bool{roleIngest: true})
+}
+
+func startVpipeRoles(t *testing.T, cfg *config.Config, roles map[string]bool) *running {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	p, err := start(cfg, map[string]bool{roleIngest: true}, slog.New(slog.NewJSONHandler(logs, nil)))
+	p, err := start(cfg, roles, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,5 +317,47 @@ func TestTap(t *testing.T) {
 	var ev map[string]any
 	if err := json.Unmarshal([]byte(strings.SplitN(out.String(), "\n", 2)[0]), &ev); err != nil {
 		t.Fatalf("tap line is not JSON: %v", err)
+	}
+}
+
+// TestFileStage runs ingest and the file stage in one process: events sent
+// by syslog end up in the file.
+func TestFileStage(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	out := filepath.Join(dir, "events.ndjson")
+	cfg.Stages.File = &config.FileStage{Path: out, Topics: []string{"other", "firewall"}, GroupID: "vpipe-file", BatchSize: 50}
+	r := startVpipeRoles(t, cfg, map[string]bool{roleIngest: true, roleFile: true})
+	c, err := net.Dial("tcp", r.tcp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := range n {
+		fmt.Fprintf(c, "<14>1 2024-05-15T19:41:25.001Z host1 app - - - file stage %d\n", i)
+	}
+	c.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, _ := os.ReadFile(out)
+		lines := strings.Count(string(b), "\n")
+		if lines >= n {
+			seen := map[string]bool{}
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				var ev map[string]any
+				if err := json.Unmarshal([]byte(l), &ev); err != nil {
+					t.Fatalf("bad line %q: %v", l, err)
+				}
+				seen[field(ev, "message").(string)] = true
+			}
+			if len(seen) != n {
+				t.Fatalf("%d distinct events in the file, want %d", len(seen), n)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lines in %s after 60s, want %d\nlogs:\n%s", lines, out, n, r.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

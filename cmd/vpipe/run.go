@@ -28,15 +28,20 @@ import (
 	"github.com/vpipe/vpipe/pipeline/config"
 	"github.com/vpipe/vpipe/pipeline/httpin"
 	"github.com/vpipe/vpipe/pipeline/kafkaout"
+	"github.com/vpipe/vpipe/pipeline/stage"
 	"github.com/vpipe/vpipe/pipeline/syslogin"
+	"github.com/vpipe/vpipe/sinks/filesink"
 )
 
-// roleIngest is the --stages name of the sources: syslog listeners and
-// HTTP ingest.
-const roleIngest = "ingest"
+// The --stages names: roleIngest is the sources (syslog listeners and HTTP
+// ingest), the others are consumer stages.
+const (
+	roleIngest = "ingest"
+	roleFile   = "file"
+)
 
 // knownRoles lists what --stages may name.
-var knownRoles = []string{roleIngest}
+var knownRoles = []string{roleIngest, roleFile}
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("run", `vpipe run [-c FILE] [--data-dir DIR] [--stages LIST]
@@ -114,6 +119,8 @@ type proc struct {
 	listeners []*syslogin.Listener
 	servers   []*http.Server
 	serverLns []net.Listener
+	stages    []*stage.Runner
+	closers   []io.Closer // stage sinks, closed after their runners stop
 }
 
 // start builds and binds everything (so a port in use fails here) without
@@ -156,6 +163,14 @@ func start(cfg *config.Config, roles map[string]bool, log *slog.Logger) (p *proc
 		return nil, err
 	}
 
+	// Readiness starts from one look at the cluster; a cluster that is not
+	// up yet is not an error: the producer holds records until it is.
+	pctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if err := p.producer.Probe(pctx); err != nil {
+		log.Warn("kafka not reachable yet; ingest will wait for it", "brokers", strings.Join(p.brokers, ","), "err", err)
+	}
+	cancel()
+
 	loc, err := time.LoadLocation(cfg.Parse.Timezone)
 	if err != nil {
 		return nil, err
@@ -181,10 +196,13 @@ func start(cfg *config.Config, roles map[string]bool, log *slog.Logger) (p *proc
 		if err != nil {
 			return nil, err
 		}
-		ingest := httpin.NewHandler(httpin.Config{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, BearerToken: token}, httpin.Deps{
+		hc := httpin.Config{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, BearerToken: token}
+		if err := hc.Validate(); err != nil {
+			return nil, fmt.Errorf("http: %w", err)
+		}
+		mux.Handle("/", httpin.NewHandler(hc, httpin.Deps{
 			Parser: parser, Publisher: p.producer, Ready: p.producer.Ready, Log: log, Metrics: httpin.NewMetrics(reg),
-		})
-		mux.Handle("/", ingest)
+		}))
 	} else {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -194,6 +212,9 @@ func start(cfg *config.Config, roles map[string]bool, log *slog.Logger) (p *proc
 			}
 			io.WriteString(w, "ok\n")
 		})
+	}
+	if err := p.startStages(roles, stage.NewMetrics(reg)); err != nil {
+		return nil, err
 	}
 	if cfg.HTTP.Address != "off" {
 		if err := p.listenHTTP(cfg.HTTP.Address, mux); err != nil {
@@ -207,7 +228,34 @@ func start(cfg *config.Config, roles map[string]bool, log *slog.Logger) (p *proc
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
+	// Every socket is bound: connections queue until serve accepts them.
+	log.Info("vpipe running", p.addrs()...)
 	return p, nil
+}
+
+// startStages builds the consumer stages that are configured and chosen.
+func (p *proc) startStages(roles map[string]bool, m *stage.Metrics) error {
+	prefix := p.cfg.Kafka.TopicPrefix
+	if f := p.cfg.Stages.File; f != nil && roles[roleFile] {
+		sink, err := filesink.Open(f.Path)
+		if err != nil {
+			return fmt.Errorf("stages.file: %w", err)
+		}
+		p.closers = append(p.closers, sink)
+		topics := make([]string, len(f.Topics))
+		for i, t := range f.Topics {
+			topics[i] = prefix + t
+		}
+		r, err := stage.New(stage.Config{
+			Name: roleFile, Brokers: p.brokers, Topics: topics, GroupID: f.GroupID,
+			DLQTopic: prefix + pipeline.TopicDLQ, BatchSize: f.BatchSize,
+		}, sink, m, p.log)
+		if err != nil {
+			return fmt.Errorf("stages.file: %w", err)
+		}
+		p.stages = append(p.stages, r)
+	}
+	return nil
 }
 
 func (p *proc) listenHTTP(addr string, h http.Handler) error {
@@ -281,13 +329,22 @@ func (p *proc) addrs() []any {
 // serve runs until ctx ends, then shuts down: sources first, then the
 // producer's flush under one deadline, then the broker.
 func (p *proc) serve(ctx context.Context) error {
-	p.log.Info("vpipe running", p.addrs()...)
 	srcCtx, stopSources := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	errc := make(chan error, len(p.listeners)+len(p.servers))
+	errc := make(chan error, len(p.listeners)+len(p.servers)+len(p.stages))
 	for _, l := range p.listeners {
 		wg.Go(func() {
 			if err := l.Serve(srcCtx); err != nil {
+				errc <- err
+			}
+		})
+	}
+	stagesCtx, stopStages := context.WithCancel(context.Background())
+	defer stopStages()
+	var stageWG sync.WaitGroup
+	for _, r := range p.stages {
+		stageWG.Go(func() {
+			if err := r.Run(stagesCtx); err != nil {
 				errc <- err
 			}
 		})
@@ -335,6 +392,13 @@ func (p *proc) serve(ctx context.Context) error {
 	if err := p.producer.Close(deadline); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
+	// Stages stop after the producer flushed, so that what ingest accepted
+	// is still consumed by a stage of this process if it can be.
+	stopStages()
+	stageWG.Wait()
+	for _, c := range p.closers {
+		c.Close()
+	}
 	if p.broker != nil {
 		p.broker.Close()
 	}
@@ -349,6 +413,9 @@ func (p *proc) closeAll() {
 	}
 	for _, l := range p.listeners {
 		l.Close()
+	}
+	for _, c := range p.closers {
+		c.Close()
 	}
 	if p.producer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

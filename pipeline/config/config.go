@@ -26,6 +26,25 @@ type Config struct {
 	HTTP    HTTP       `yaml:"http"`
 	Metrics Metrics    `yaml:"metrics"`
 	Parse   Parse      `yaml:"parse"`
+	Stages  Stages     `yaml:"stages"`
+}
+
+// Stages configures the consumer stages; a stage runs when it is
+// configured here (and --stages does not leave it out).
+type Stages struct {
+	File *FileStage `yaml:"file"`
+}
+
+// FileStage appends the events of some topics to one NDJSON file, fsynced
+// per batch: an archive, a debugging tap that keeps its place, and the
+// simplest example of a stage.
+type FileStage struct {
+	Path string `yaml:"path"` // the file; created if missing
+	// Topics to consume, without the prefix (default [firewall, vcenter,
+	// velocloud, tickets, nsx, other]).
+	Topics    []string `yaml:"topics"`
+	GroupID   string   `yaml:"group_id"`   // default "vpipe-file"
+	BatchSize int      `yaml:"batch_size"` // records per fsync, default 500
 }
 
 // Log configures logging.
@@ -219,6 +238,17 @@ func (c *Config) fill() {
 	if c.Parse.Timezone == "" {
 		c.Parse.Timezone = "UTC"
 	}
+	if f := c.Stages.File; f != nil {
+		if len(f.Topics) == 0 {
+			f.Topics = []string{"firewall", "vcenter", "velocloud", "tickets", "nsx", "other"}
+		}
+		if f.GroupID == "" {
+			f.GroupID = "vpipe-file"
+		}
+		if f.BatchSize == 0 {
+			f.BatchSize = 500
+		}
+	}
 }
 
 // Load reads, decodes and validates the file at path.
@@ -377,6 +407,19 @@ func (c *Config) Validate() error {
 	}
 	if _, err := time.LoadLocation(c.Parse.Timezone); err != nil {
 		p.add("parse.timezone", "%v", err)
+	}
+	if f := c.Stages.File; f != nil {
+		if f.Path == "" {
+			p.add("stages.file.path", "missing")
+		}
+		for i, t := range f.Topics {
+			if t == "" || strings.ContainsAny(t, " /\\") {
+				p.add(fmt.Sprintf("stages.file.topics[%d]", i), "%q is not a topic name", t)
+			}
+		}
+		if f.BatchSize < 1 {
+			p.add("stages.file.batch_size", "must be at least 1")
+		}
 	}
 	if len(p.List) > 0 {
 		return p
