@@ -56,7 +56,7 @@ type Parser struct{}
 func (Parser) Parse(e *pipeline.Event, msg []byte) bool {
 	msg = trimRight(msg)
 	if bytes.HasPrefix(msg, []byte("Event [")) {
-		parseEventLine(e, msg, 0)
+		parseEventLine(e, msg)
 		return true
 	}
 	if bytes.HasPrefix(msg, []byte("vpxd ")) {
@@ -78,7 +78,7 @@ func (Parser) Parse(e *pipeline.Event, msg []byte) bool {
 		if !bytes.HasPrefix(msg[i:], []byte("Event [")) {
 			return false
 		}
-		parseEventLine(e, msg[i:], 0)
+		parseEventLine(e, msg[i:])
 		if e.Syslog.AppName == "" {
 			e.Syslog.AppName = e.Alias(tok[0])
 			if !isNil(tok[1]) {
@@ -112,7 +112,7 @@ func ParseText(e *pipeline.Event, text []byte) bool {
 	text = trimRight(text)
 	if i := bytes.Index(text, []byte("Event [")); i >= 0 && (i == 0 || text[i-1] == ' ' || text[i-1] == ':') {
 		if j := i + len("Event ["); j < len(text) && '0' <= text[j] && text[j] <= '9' {
-			parseEventLine(e, text[i:], 0)
+			parseEventLine(e, text[i:])
 			return true
 		}
 	}
@@ -135,7 +135,7 @@ func setCommon(e *pipeline.Event) {
 }
 
 // parseEventLine parses b, which starts with "Event [".
-func parseEventLine(e *pipeline.Event, b []byte, _ int) {
+func parseEventLine(e *pipeline.Event, b []byte) {
 	setCommon(e)
 	base := offsetIn(e.Original, b)
 	fail := func(at int, want string) {

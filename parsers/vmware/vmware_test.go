@@ -1,6 +1,9 @@
 package vmware
 
 import (
+	"bytes"
+	"os"
+	"sync"
 	"testing"
 
 	"github.com/vpipe/vpipe/parsers/internal/golden"
@@ -51,4 +54,46 @@ func FuzzParse(f *testing.F) {
 		chain(e)
 		golden.CheckJSON(t, e)
 	})
+}
+
+// TestConcurrent parses the golden lines from several goroutines at once,
+// each with its own events, and compares with a sequential run (run with
+// -race: the parsers share no state).
+func TestConcurrent(t *testing.T) {
+	in, err := os.ReadFile("testdata/all.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines [][]byte
+	for _, l := range bytes.Split(in, []byte("\n")) {
+		if len(l) > 0 && l[0] != '#' {
+			lines = append(lines, l)
+		}
+	}
+	chain := golden.Syslog(New())
+	encode := func(l []byte) string {
+		e := &pipeline.Event{Original: l, Created: golden.Created}
+		chain(e)
+		return string(e.AppendJSON(nil))
+	}
+	want := make([]string, len(lines))
+	for i, l := range lines {
+		want[i] = encode(l)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < 20; r++ {
+				for i, l := range lines {
+					if got := encode(l); got != want[i] {
+						t.Errorf("line %d differs under concurrency:\n got %s\nwant %s", i, got, want[i])
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
