@@ -1084,3 +1084,41 @@ func TestCheckNoDuplicateKeys(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppendJSON builds events from arbitrary strings (invalid UTF-8,
+// repeated keys, any Detail bytes): the output is always valid UTF-8 JSON
+// without a duplicate key, and decodes to the event's canonical form.
+func FuzzAppendJSON(f *testing.F) {
+	f.Add("msg", "key", "value", "id", "name", []byte("<13>1 - - - - - x"), []byte(`{"a":[1,"\u00e9"]}`))
+	f.Add("\u2028", "k\xff", "k\xfe", "\x00", "", []byte("\xff\xfe"), []byte(" { } "))
+	f.Add("", "", "", "", "", []byte(nil), []byte(`{"a":`))
+	f.Fuzz(func(t *testing.T, s1, s2, s3, s4, s5 string, orig, detail []byte) {
+		e := &Event{
+			Message:   s1,
+			Original:  orig,
+			LogSource: s3,
+			Observer:  Observer{Hostname: s5},
+			Labels:    []Label{{s2, s3}, {s3, s1}, {s2, s4}, {s5, s5}},
+			Syslog: Syslog{StructuredData: []SDElement{
+				{ID: s4, Params: []SDParam{{s5, s1}, {s2, s3}, {s5, s2}}},
+				{ID: s2, Params: []SDParam{{s1, s4}}},
+				{ID: s4, Params: []SDParam{{s2, s5}}},
+			}},
+			VMware: VMware{VeloCloud: VeloCloud{Detail: detail, DetailRaw: s3}},
+		}
+		out := e.AppendJSON(nil)
+		if !json.Valid(out) || !utf8.Valid(out) {
+			t.Fatalf("invalid output %q", out)
+		}
+		if err := checkNoDuplicateKeys(out); err != nil {
+			t.Fatalf("%v in %q", err, out)
+		}
+		var got Event
+		if err := got.DecodeJSON(out); err != nil {
+			t.Fatalf("DecodeJSON: %v\n%q", err, out)
+		}
+		if g, w := normalize(&got), canonical(e); !reflect.DeepEqual(g, w) {
+			t.Fatalf("round trip differs\n got: %+v\nwant: %+v\njson: %q", g, w, out)
+		}
+	})
+}
