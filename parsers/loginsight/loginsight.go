@@ -104,8 +104,10 @@ func ParseWebhook(data []byte, created time.Time, emit func(*pipeline.Event)) er
 			continue
 		}
 		e := &pipeline.Event{Original: bytes.Clone(raw), Created: created}
-		if m.Timestamp != 0 {
-			e.Timestamp = time.UnixMilli(m.Timestamp).UTC()
+		if t := time.UnixMilli(m.Timestamp).UTC(); m.Timestamp > 0 && t.Year() <= 9999 {
+			// Outside RFC 3339's four-digit years the time cannot be
+			// written in @timestamp; event.created stands in.
+			e.Timestamp = t
 		}
 		if m.Text == "" || !vcenter.ParseText(e, []byte(m.Text)) {
 			e.Dataset = pipeline.DatasetHTTPGeneric
