@@ -31,7 +31,8 @@ var severityNames = [...]string{
 }
 
 // AppendJSON appends e to dst as one JSON object (schema version
-// SchemaVersion, described in docs/schema.md) and returns the extended
+// SchemaVersion, documented field by field in the README's "Event schema"
+// section, docs/schema.md) and returns the extended
 // buffer. It is the record value vpipe puts on Kafka and writes to NDJSON
 // files, so it is written for speed: no reflection, and no allocation when
 // dst has room.
@@ -48,9 +49,10 @@ var severityNames = [...]string{
 // The output never holds a duplicate key: repeated labels keep the first
 // key's position and the last value (as AddLabel does), repeated SD-IDs
 // are merged, and an SD-PARAM name that repeats within an element becomes
-// an array of its values. Detail is embedded when it is a JSON object and
-// otherwise written as the string vmware.velocloud.detail_raw (unless
-// DetailRaw is set, which then wins). AppendJSON only reads e.
+// an array of its values. Detail is embedded, compacted, when it is a JSON
+// object and otherwise written as the string vmware.velocloud.detail_raw
+// (unless DetailRaw is set, which then wins). AppendJSON only reads e, so
+// concurrent calls on one event are safe.
 func (e *Event) AppendJSON(dst []byte) []byte {
 	ts := e.Timestamp
 	if ts.IsZero() {
