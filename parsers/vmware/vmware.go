@@ -32,7 +32,8 @@ func New() pipeline.FormatParser { return Dispatcher{} }
 // By APP-NAME (formats.md §1-§5): FIREWALL-PKTLOG, FIREWALL_PKTLOG and
 // dfwpktlogs go to the DFW parser, which tells NSX-T from NSX-V by the
 // body; NSX to the gateway firewall parser (which checks the body, since
-// NSX Manager and Edge log much else under the same APP-NAME); vpxd to
+// NSX Manager and Edge log much else under the same APP-NAME), or with
+// MSGID FIREWALL-PKTLOG to the DFW parser; vpxd to
 // vCenter; velocloud.sdwan to the VeloCloud firewall parser. Any other
 // APP-NAME, or none, is dispatched on the message's start: a DFW body
 // ("INET", a filter hash, a leading timestamp of a local-file line), the
@@ -44,7 +45,11 @@ func (Dispatcher) Parse(e *pipeline.Event, msg []byte) bool {
 	case "FIREWALL-PKTLOG", "FIREWALL_PKTLOG", "dfwpktlogs":
 		return nsxfw.ParseDFW(e, msg, 0) || nsxv.ParseCSV(e, msg)
 	case "NSX":
-		return nsxfw.Gateway{}.Parse(e, msg)
+		// NSX's message-ID list names FIREWALL-PKTLOG as the MSGID of
+		// packet logs (VCF 9.0 "Log Message IDs", formats.md §1): a DFW
+		// body under APP-NAME NSX is read as one.
+		return nsxfw.Gateway{}.Parse(e, msg) ||
+			(e.Syslog.MsgID == "FIREWALL-PKTLOG" || e.Syslog.MsgID == "FIREWALL_PKTLOG") && nsxfw.ParseDFW(e, msg, 0)
 	case "vpxd":
 		return vcenter.Parser{}.Parse(e, msg)
 	case velocloud.Tag:
