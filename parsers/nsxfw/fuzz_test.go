@@ -31,7 +31,7 @@ func FuzzParse(f *testing.F) {
 		for _, chain := range chains {
 			e := &pipeline.Event{Original: line, Created: golden.Created, LogSource: golden.LogSource}
 			chain(e)
-			golden.CheckJSON(t, e)
+			golden.CheckChain(t, e)
 		}
 	})
 }

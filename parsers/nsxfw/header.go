@@ -236,5 +236,10 @@ func parseISO(t []byte) (time.Time, bool) {
 	if ts.Day() != day {
 		return time.Time{}, false
 	}
-	return ts.Add(-time.Duration(offset) * time.Second), true
+	ts = ts.Add(-time.Duration(offset) * time.Second)
+	if y := ts.Year(); y < 1 || y > 9999 {
+		// Not writable as RFC 3339 in @timestamp.
+		return time.Time{}, false
+	}
+	return ts, true
 }

@@ -24,6 +24,6 @@ func FuzzParse(f *testing.F) {
 		}
 		e = &pipeline.Event{Original: line, Created: golden.Created, LogSource: golden.LogSource}
 		chain(e)
-		golden.CheckJSON(t, e)
+		golden.CheckChain(t, e)
 	})
 }

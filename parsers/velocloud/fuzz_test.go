@@ -36,6 +36,6 @@ func FuzzParse(f *testing.F) {
 		}
 		e = &pipeline.Event{Original: in, Created: golden.Created, LogSource: golden.LogSource}
 		chain(e)
-		golden.CheckJSON(t, e)
+		golden.CheckChain(t, e)
 	})
 }
