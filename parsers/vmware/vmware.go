@@ -71,7 +71,9 @@ func (Dispatcher) Parse(e *pipeline.Event, msg []byte) bool {
 	case 'E':
 		ok = msg[1] == 'v' && vcenter.Parser{}.Parse(e, msg)
 	case 'U':
-		ok = msg[1] == 's' && vcenter.Parser{}.Parse(e, msg)
+		// The bare tag sentence only from a record without an APP-NAME: a
+		// sentence any other program logs is not a vCenter event.
+		ok = msg[1] == 's' && e.Syslog.AppName == "" && vcenter.Parser{}.Parse(e, msg)
 	case 'v':
 		ok = msg[1] == 'p' && vcenter.Parser{}.Parse(e, msg)
 	case 'V':
