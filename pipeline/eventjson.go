@@ -39,7 +39,8 @@ var severityNames = [...]string{
 //
 // Field names are ECS names as nested objects ({"event":{"dataset":...}}).
 // Zero values are omitted, except @timestamp (Created when Timestamp is
-// zero, RFC 3339 in UTC with trailing zeros of the fraction trimmed),
+// zero, RFC 3339 in UTC with trailing zeros of the fraction trimmed; a time
+// outside the years 0000-9999 counts as zero),
 // event.kind ("event" when empty), event.original and ecs.version. Strings
 // are escaped as encoding/json escapes them with HTML escaping off: '<',
 // '>' and '&' stay as they are, U+2028 and U+2029 are escaped, invalid
@@ -55,8 +56,11 @@ var severityNames = [...]string{
 // concurrent calls on one event are safe.
 func (e *Event) AppendJSON(dst []byte) []byte {
 	ts := e.Timestamp
-	if ts.IsZero() {
+	if ts.IsZero() || !inRFC3339Range(ts) {
 		ts = e.Created
+		if !inRFC3339Range(ts) {
+			ts = time.Time{}
+		}
 	}
 	dst = append(dst, `{"@timestamp":"`...)
 	dst = ts.UTC().AppendFormat(dst, time.RFC3339Nano)
@@ -319,15 +323,26 @@ func appendIntMember(dst []byte, key string, v int64) []byte {
 	return strconv.AppendInt(dst, v, 10)
 }
 
-// appendTimeMember appends a timestamp member unless t is zero.
+// appendTimeMember appends a timestamp member unless t is zero or cannot
+// be written in RFC 3339.
 func appendTimeMember(dst []byte, key string, t time.Time) []byte {
-	if t.IsZero() {
+	if t.IsZero() || !inRFC3339Range(t) {
 		return dst
 	}
 	dst = append(dst, key...)
 	dst = append(dst, '"')
 	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '"')
+}
+
+// inRFC3339Range reports whether t falls in the years 0000-9999 (UTC) that
+// RFC 3339 can write. A time outside them (a parser's misreading) counts
+// as unknown, so that every encoded event decodes again and SIEMs do not
+// reject the document over its date.
+func inRFC3339Range(t time.Time) bool {
+	const first, last = -62167219200, 253402300799 // 0000-01-01T00:00:00Z, 9999-12-31T23:59:59Z
+	s := t.Unix()
+	return first <= s && s <= last
 }
 
 // appendIPMember appends an address member unless ip is the zero Addr.

@@ -51,6 +51,12 @@ func eventjsonCases() []struct {
 		{"timestamp equals created", &Event{Timestamp: ts, Created: ts}},
 		{"timestamp in local zone", &Event{Timestamp: ts.In(time.FixedZone("X", -7*3600-1800))}},
 		{"timestamp whole second", &Event{Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}},
+		{"timestamp after year 9999", &Event{Timestamp: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Created: ts}},
+		{"timestamp before year 0", &Event{Timestamp: time.Date(-1, 12, 31, 23, 0, 0, 0, time.UTC)}},
+		{"timestamp year 0", &Event{Timestamp: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"timestamp year 9999", &Event{Timestamp: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)}},
+		{"created after year 9999", &Event{Timestamp: ts, Created: time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"both out of range", &Event{Timestamp: time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC), Created: time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)}},
 		{"kind event", &Event{Kind: "event"}},
 		{"kind alert", &Event{Kind: "alert"}},
 		{"severity zero valid", &Event{SeverityValid: true}},
@@ -732,6 +738,11 @@ func nilEmpty(v reflect.Value) {
 // docs/schema.md independently of the encoder.
 func canonical(e *Event) Event {
 	c := normalize(e)
+	for _, t := range []*time.Time{&c.Timestamp, &c.Created} {
+		if y := t.Year(); y < 0 || y > 9999 {
+			*t = time.Time{}
+		}
+	}
 	if c.Kind == "event" {
 		c.Kind = ""
 	}
@@ -875,9 +886,9 @@ func referenceModel(e *Event) map[string]any {
 		}
 		obj[k] = v
 	}
-	ts := e.Timestamp
+	ts := c.Timestamp
 	if ts.IsZero() {
-		ts = e.Created
+		ts = c.Created
 	}
 	m["@timestamp"] = ts.UTC().Format(time.RFC3339Nano)
 	ev := map[string]any{"kind": "event", "original": string(e.Original)}
@@ -890,8 +901,8 @@ func referenceModel(e *Event) map[string]any {
 	if c.SeverityValid {
 		ev["severity"] = c.Severity
 	}
-	if !e.Created.IsZero() {
-		ev["created"] = e.Created.UTC().Format(time.RFC3339Nano)
+	if !c.Created.IsZero() {
+		ev["created"] = c.Created.UTC().Format(time.RFC3339Nano)
 	}
 	m["event"] = ev
 	put(m, "message", c.Message)
@@ -1089,11 +1100,13 @@ func TestCheckNoDuplicateKeys(t *testing.T) {
 // repeated keys, any Detail bytes): the output is always valid UTF-8 JSON
 // without a duplicate key, and decodes to the event's canonical form.
 func FuzzAppendJSON(f *testing.F) {
-	f.Add("msg", "key", "value", "id", "name", []byte("<13>1 - - - - - x"), []byte(`{"a":[1,"\u00e9"]}`))
-	f.Add("\u2028", "k\xff", "k\xfe", "\x00", "", []byte("\xff\xfe"), []byte(" { } "))
-	f.Add("", "", "", "", "", []byte(nil), []byte(`{"a":`))
-	f.Fuzz(func(t *testing.T, s1, s2, s3, s4, s5 string, orig, detail []byte) {
+	f.Add("msg", "key", "value", "id", "name", []byte("<13>1 - - - - - x"), []byte(`{"a":[1,"\u00e9"]}`), int64(1700000000), int64(5))
+	f.Add("\u2028", "k\xff", "k\xfe", "\x00", "", []byte("\xff\xfe"), []byte(" { } "), int64(253402300800), int64(0))
+	f.Add("", "", "", "", "", []byte(nil), []byte(`{"a":`), int64(-62167219201), int64(-1))
+	f.Fuzz(func(t *testing.T, s1, s2, s3, s4, s5 string, orig, detail []byte, sec, nsec int64) {
 		e := &Event{
+			Timestamp: time.Unix(sec, nsec),
+			Created:   time.Unix(sec/2, 0),
 			Message:   s1,
 			Original:  orig,
 			LogSource: s3,
