@@ -82,11 +82,11 @@ const (
 
 // Observer is the system that sent the record (observer.*).
 type Observer struct {
-	Hostname string // observer.hostname
-	IP       netip.Addr
-	Type     string // observer.type, e.g. "firewall"
-	Vendor   string // observer.vendor, e.g. "VMware"
-	Product  string // observer.product, e.g. "NSX"
+	Hostname string     // observer.hostname
+	IP       netip.Addr // observer.ip (ECS allows an array; vpipe writes one address)
+	Type     string     // observer.type, e.g. "firewall"
+	Vendor   string     // observer.vendor, e.g. "VMware"
+	Product  string     // observer.product, e.g. "NSX"
 }
 
 // Host is the host the event is about or was produced on (host.*).
@@ -103,7 +103,7 @@ type Syslog struct {
 	Priority      uint8
 	Facility      uint8
 	Severity      uint8
-	Version       uint8  // log.syslog.version: 1 for RFC 5424, 0 for RFC 3164 (not encoded)
+	Version       uint8  // log.syslog.version: 1 for RFC 5424; 0 (RFC 3164) is not encoded
 	Hostname      string // log.syslog.hostname
 	AppName       string // log.syslog.appname
 	ProcID        string // log.syslog.procid
@@ -155,8 +155,8 @@ type Rule struct {
 
 // Organization is the tenant (organization.*), set once resolved.
 type Organization struct {
-	ID   string
-	Name string
+	ID   string // organization.id
+	Name string // organization.name
 }
 
 // User is user.*.
@@ -271,6 +271,15 @@ func (e *Event) Intern(b []byte) string {
 	e.scratch = append(e.scratch, b...)
 	s := e.scratch[start : start+len(b)]
 	return unsafe.String(&s[0], len(s))
+}
+
+// Time is when the event happened: Timestamp, or Created when the record
+// carried no time. It is what @timestamp holds.
+func (e *Event) Time() time.Time {
+	if e.Timestamp.IsZero() {
+		return e.Created
+	}
+	return e.Timestamp
 }
 
 // AddLabel appends a label, replacing the value of an existing key.

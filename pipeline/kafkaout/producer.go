@@ -104,7 +104,13 @@ const (
 	// HeaderTruncated holds the original length when the DLQ value had to
 	// be cut to fit.
 	HeaderTruncated = "vpipe-truncated-from"
+	// HeaderSchema carries pipeline.SchemaVersion on every event record, so
+	// a consumer can tell schema versions apart without decoding.
+	HeaderSchema = "vpipe-schema"
 )
+
+// schemaHeaders is shared, read-only, by every event record.
+var schemaHeaders = []kafka.Header{{Key: HeaderSchema, Value: []byte(pipeline.SchemaVersion)}}
 
 // Producer implements pipeline.Publisher on kafka-go. Records of one key
 // keep their order unless a produce fails and is retried. Safe for
@@ -216,7 +222,7 @@ func (p *Producer) Publish(ctx context.Context, e *pipeline.Event, done func(err
 	klen := len(buf)
 	buf = e.AppendJSON(buf)
 	*it = item{buf: buf, done: done, enqueued: time.Now(), topic: topic}
-	it.msg = kafka.Message{Topic: p.topics[topic], Key: buf[:klen:klen], Value: buf[klen:], WriterData: it}
+	it.msg = kafka.Message{Topic: p.topics[topic], Key: buf[:klen:klen], Value: buf[klen:], Headers: schemaHeaders, WriterData: it}
 	if len(buf) > p.cfg.MaxRecordBytes {
 		p.toDLQ(it, e.Original, fmt.Sprintf("record too large: %d bytes encoded, limit %d", len(buf), p.cfg.MaxRecordBytes))
 	}
@@ -230,6 +236,7 @@ func (p *Producer) toDLQ(it *item, value []byte, reason string) {
 	headers := []kafka.Header{
 		{Key: HeaderReason, Value: []byte(reason)},
 		{Key: HeaderTopic, Value: []byte(it.msg.Topic)},
+		schemaHeaders[0],
 	}
 	if limit := p.cfg.MaxRecordBytes - 4096; len(value) > limit {
 		headers = append(headers, kafka.Header{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(value)), 10)})

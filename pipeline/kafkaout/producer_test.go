@@ -115,6 +115,9 @@ func TestPublishRoutesAndKeys(t *testing.T) {
 	}
 	partOf := map[string]int{}
 	for _, m := range fw {
+		if len(m.Headers) != 1 || m.Headers[0].Key != kafkaout.HeaderSchema || string(m.Headers[0].Value) != pipeline.SchemaVersion {
+			t.Fatalf("record headers %v, want the schema version", m.Headers)
+		}
 		k := string(m.Key)
 		if !strings.HasPrefix(k, "label-") || !strings.Contains(string(m.Value), `"log_label":"`+k+`"`) {
 			t.Fatalf("record keyed %q holds %s", k, m.Value)
