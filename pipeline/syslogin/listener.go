@@ -41,10 +41,11 @@ type Listener struct {
 
 	served    atomic.Bool
 	closeOnce sync.Once
-	stopping  atomic.Bool // Serve's context ended (or Close was called)
+	stopping  atomic.Bool // the sockets are closed: Serve's context ended, a socket failed, or Close
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
+	cancelPub context.CancelFunc // set by Serve
 
 	rejectLog rateLimit
 	dropLog   rateLimit
@@ -89,10 +90,24 @@ func Listen(cfg Config, name string, parser pipeline.RecordParser, pub pipeline.
 // one was 0).
 func (l *Listener) Addr() net.Addr { return l.addr }
 
-// Close releases the sockets of a listener whose Serve was never called;
-// it also makes a running Serve return, without draining. It is safe to
-// call more than once.
+// Close releases the sockets of a listener whose Serve was never called.
+// On a running listener it stops Serve at once: records already received
+// are dropped (counted, reason shutdown) instead of drained; cancel Serve's
+// context for an orderly stop. It is safe to call more than once.
 func (l *Listener) Close() error {
+	err := l.stop()
+	l.mu.Lock()
+	cancel := l.cancelPub
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return err
+}
+
+// stop closes the sockets and ends the connections' reads; records
+// already read are still published.
+func (l *Listener) stop() error {
 	var err error
 	l.closeOnce.Do(func() {
 		l.stopping.Store(true)
@@ -123,6 +138,12 @@ func (l *Listener) Serve(ctx context.Context) error {
 	// ctx by DrainTimeout.
 	pubCtx, cancelPub := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelPub()
+	l.mu.Lock()
+	l.cancelPub = cancelPub
+	l.mu.Unlock()
+	if l.stopping.Load() {
+		cancelPub() // Close came first
+	}
 	finished := make(chan struct{})
 	defer close(finished)
 	go func() {
@@ -131,7 +152,7 @@ func (l *Listener) Serve(ctx context.Context) error {
 		case <-finished:
 			return
 		}
-		l.Close()
+		l.stop()
 		t := time.NewTimer(l.cfg.DrainTimeout)
 		defer t.Stop()
 		select {

@@ -769,3 +769,27 @@ func TestReadErrorLogged(t *testing.T) {
 	// The partial frame was kept as a damaged event.
 	waitFor(t, "partial frame event", func() bool { return rec.count.Load() == 2 })
 }
+
+// TestCloseWhileServing: Close stops a running listener at once, dropping
+// (and counting) what the publisher holds.
+func TestCloseWhileServing(t *testing.T) {
+	rec := &recorder{gate: make(chan struct{})}
+	h := start(t, Config{Transport: "tcp"}, rec)
+	c := dialTCP(t, h)
+	c.Write([]byte(line5424 + "\n"))
+	waitFor(t, "reader blocked", func() bool { return rec.waiting.Load() == 1 })
+	h.l.Close()
+	select {
+	case err := <-h.served:
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.served = make(chan error, 1)
+		h.served <- nil
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if d := h.metric(t, "vpipe_ingest_dropped_total", "reason", "shutdown"); d != 1 {
+		t.Errorf("dropped{shutdown} = %v", d)
+	}
+}

@@ -31,6 +31,7 @@ func (l *Listener) serveTCP(pubCtx context.Context) error {
 				return nil
 			}
 			if errors.Is(err, net.ErrClosed) {
+				l.stop()
 				return err
 			}
 			// Out of file descriptors and the like: back off as

@@ -95,6 +95,8 @@ func (l *Listener) readUDP(c *net.UDPConn, queue chan<- *packet) error {
 			if l.stopping.Load() {
 				return nil
 			}
+			// Stop the other sockets too, so that Serve reports it.
+			l.stop()
 			return err
 		}
 		l.m.receivedBytes.Add(float64(n))
