@@ -127,7 +127,9 @@ type Producer struct {
 	stop    chan struct{} // closed when Close begins
 	hard    chan struct{} // closed when Close's deadline passed
 	stopped chan struct{} // closed when the dispatcher has returned
-	pool    sync.Pool
+	// free holds finished items for reuse with their buffers, so that a
+	// steady stream allocates nothing (a sync.Pool empties at every GC).
+	free chan *item
 
 	retryMu sync.Mutex
 	retry   []*item
@@ -170,6 +172,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Producer, error) {
 		hard:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		retryC:  make(chan struct{}, 1),
+		free:    make(chan *item, cfg.MaxBuffered),
 	}
 	for _, t := range pipeline.AllTopics {
 		p.topics[t] = cfg.TopicPrefix + t
@@ -213,9 +216,11 @@ func (p *Producer) Publish(ctx context.Context, e *pipeline.Event, done func(err
 	case <-p.stop:
 		return ErrClosed
 	}
-	it, _ := p.pool.Get().(*item)
-	if it == nil {
-		it = new(item)
+	var it *item
+	select {
+	case it = <-p.free:
+	default:
+		it = &item{buf: make([]byte, 0, 2*len(e.Original)+1024)}
 	}
 	topic := pipeline.TopicFor(e.Dataset)
 	buf := pipeline.AppendKey(it.buf[:0], e)
@@ -417,7 +422,12 @@ func (p *Producer) finish(it *item, err error) {
 	}
 	it.done = nil
 	it.msg = kafka.Message{}
-	p.pool.Put(it)
+	if cap(it.buf) <= 64<<10 {
+		select {
+		case p.free <- it:
+		default:
+		}
+	}
 	p.m.buffered.Dec()
 	<-p.slots
 }
