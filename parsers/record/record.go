@@ -55,13 +55,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (p *Parser) ParseRecord(e *pipeline.Event) {
 	msg := p.envelope.Parse(e)
 	envErr := e.Error
+	hadHeader := e.Syslog.PriorityValid
 	e.Error = ""
-	if p.formats == nil || !p.formats.Parse(e, msg) {
-		// A header-less line that no format claimed keeps the envelope
-		// parser's complaint.
+	switch {
+	case p.formats == nil || !p.formats.Parse(e, msg):
+		// A line that no format claimed keeps the envelope parser's
+		// complaint.
 		e.Error = envErr
 		e.Dataset = pipeline.DatasetSyslogGeneric
 		e.Message = e.Alias(msg)
+	case envErr != "" && hadHeader:
+		// The record had a syslog header that did not fully parse: that
+		// stays said even though a format recognised the message. (A
+		// header-less file line, which a format claimed, has nothing to
+		// complain about.)
+		if e.Error == "" {
+			e.Error = envErr
+		} else {
+			e.Error = envErr + "; " + e.Error
+		}
 	}
 	if e.Timestamp.IsZero() {
 		e.Timestamp = e.Created

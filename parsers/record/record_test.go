@@ -39,6 +39,7 @@ func TestParseRecord(t *testing.T) {
 		{name: "5424 generic", in: "<14>1 2024-05-15T19:41:25.001Z h app - - - some text", dataset: "syslog.generic", msg: "some text"},
 		{name: "5424 claimed", in: "<14>1 2024-05-15T19:41:25.001Z h app - - - hello there", dataset: "test.hello", msg: "hello there"},
 		{name: "headerless claimed drops envelope error", in: "hello without header", dataset: "test.hello", msg: "hello without header", wantCreatedTS: true},
+		{name: "claimed with a damaged header keeps the envelope error", in: "<14>1 2024-13-15T19:41:25.001Z h app - - - hello there", dataset: "test.hello", wantErr: true, wantCreatedTS: true},
 		{name: "garbage stays generic with error", in: "\x00\x01\x02 binary", dataset: "syslog.generic", wantErr: true, wantCreatedTS: true},
 	}
 	for _, tt := range tests {
