@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -128,9 +129,9 @@ func field(ev map[string]any, path string) any {
 
 func readSamples(t *testing.T, name string) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata-samples", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "samples", name))
 	if err != nil {
-		t.Skipf("shared samples not available: %v", err)
+		t.Fatal(err)
 	}
 	var lines []string
 	for _, l := range strings.Split(string(b), "\n") {
@@ -226,30 +227,103 @@ func TestEndToEndSyslogAndHTTP(t *testing.T) {
 	}
 }
 
-// TestEndToEndVMwareLines sends the real sample lines over syslog TCP and
-// checks they land on their topics.
+// TestEndToEndVMwareLines sends every real sample line over syslog TCP
+// and checks that each lands on its topic, parsed, with the key DESIGN.md
+// names: the log label or rule tag for firewall events (else the sender),
+// vCenter/object for vCenter events, the sender for VeloCloud Edge lines.
 func TestEndToEndVMwareLines(t *testing.T) {
 	r := startVpipe(t, testConfig(t.TempDir()))
-	var dfw []string
-	for _, l := range readSamples(t, "nsxt-gateway-fw.log") {
-		if strings.HasPrefix(l, "<") {
-			dfw = append(dfw, l)
-		}
+	files := []struct {
+		file, topic string
+		datasets    []string
+	}{
+		{"nsxt-dfw.log", "vpipe.firewall", []string{"nsx.dfw"}},
+		{"nsxt-gateway-fw.log", "vpipe.firewall", []string{"nsx.gateway_firewall"}},
+		{"nsxv-dfw.log", "vpipe.firewall", []string{"nsxv.dfw"}},
+		{"vcenter-events.log", "vpipe.vcenter", []string{"vcenter.event"}},
+		{"velocloud-edge-fw.log", "vpipe.velocloud", []string{"velocloud.firewall"}},
 	}
 	c, err := net.Dial("tcp", r.tcp())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range dfw {
-		fmt.Fprintf(c, "%s\n", l)
-	}
-	c.Close()
-	got := events(t, r.kafka(), "vpipe.firewall", len(dfw))
-	for _, ev := range got {
-		if field(ev, "event.dataset") != "nsx.gateway_firewall" || field(ev, "rule.id") == nil {
-			t.Errorf("gateway line not parsed: %v", ev)
+	want := map[string]int{}
+	for _, f := range files {
+		for _, l := range readSamples(t, f.file) {
+			fmt.Fprintf(c, "%s\n", l)
+			want[f.topic]++
 		}
 	}
+	c.Close()
+	peer := strings.Split(c.LocalAddr().String(), ":")[0]
+	datasets := map[string][]string{}
+	for _, f := range files {
+		datasets[f.topic] = append(datasets[f.topic], f.datasets...)
+	}
+	for _, f := range files {
+		n := want[f.topic]
+		want[f.topic] = 0
+		if n == 0 {
+			continue
+		}
+		msgs := brokertest.ReadN(t, r.kafka(), f.topic, n, 20*time.Second)
+		if len(msgs) != n {
+			t.Fatalf("%s: %d records, want %d", f.topic, len(msgs), n)
+		}
+		for _, m := range msgs {
+			var ev map[string]any
+			if err := json.Unmarshal(m.Value, &ev); err != nil {
+				t.Fatal(err)
+			}
+			ds, _ := field(ev, "event.dataset").(string)
+			if !slices.Contains(datasets[f.topic], ds) {
+				t.Errorf("%s: dataset %q, want one of %v, for %s", f.topic, ds, datasets[f.topic], field(ev, "event.original"))
+			}
+			if e, _ := field(ev, "error.message").(string); e != "" {
+				t.Errorf("%s: parse error %q on %s", f.topic, e, field(ev, "event.original"))
+			}
+			key := string(m.Key)
+			var wantKey string
+			switch f.topic {
+			case "vpipe.firewall":
+				wantKey = firstString(ev, "vmware.nsx.log_label", "vmware.nsxv.rule_tag")
+			case "vpipe.vcenter":
+				server, obj := firstString(ev, "vmware.vcenter.server"), firstString(ev, "vmware.vcenter.object.ref", "vmware.vcenter.object.name")
+				if server != "" || obj != "" {
+					wantKey = server + "/" + obj
+				}
+			}
+			if wantKey == "" { // the sender
+				wantKey = firstString(ev, "observer.hostname", "log.syslog.hostname")
+			}
+			if wantKey == "" {
+				wantKey = peer
+			}
+			if key != wantKey {
+				t.Errorf("%s: key %q, want %q for %s", f.topic, key, wantKey, field(ev, "event.original"))
+			}
+		}
+	}
+	// Spot checks of the keys the tenant routing depends on.
+	keys := map[string]bool{}
+	for _, m := range brokertest.ReadN(t, r.kafka(), "vpipe.firewall", 1, time.Second) {
+		keys[string(m.Key)] = true
+	}
+	for _, k := range []string{"DR-Allow", "RULE_TAG"} {
+		if !keys[k] {
+			t.Errorf("no firewall record keyed %q; keys: %v", k, keys)
+		}
+	}
+}
+
+// firstString returns the first of the dotted paths that holds a string.
+func firstString(ev map[string]any, paths ...string) string {
+	for _, p := range paths {
+		if s, ok := field(ev, p).(string); ok && s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // TestRestartKeepsData stops vpipe and starts it again on the same data
