@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/vpipe/vpipe/pipeline"
@@ -118,6 +119,29 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
+		// The event round-trips through the pipeline's JSON encoding.
+		e.Created = fixedNow
+		js := e.AppendJSON(nil)
+		var d pipeline.Event
+		if err := d.DecodeJSON(js); err != nil {
+			t.Fatalf("decode %s: %v", js, err)
+		}
+		if !bytes.Equal(d.Original, e.Original) {
+			t.Fatalf("original %q became %q", e.Original, d.Original)
+		}
+		if !e.Timestamp.IsZero() && e.Timestamp.Year() >= 0 && e.Timestamp.Year() <= 9999 && !d.Timestamp.Equal(e.Timestamp) {
+			t.Fatalf("timestamp %v became %v", e.Timestamp, d.Timestamp)
+		}
+		ds, es := d.Syslog, e.Syslog
+		if ds.PriorityValid != es.PriorityValid || ds.Priority != es.Priority || ds.Facility != es.Facility || ds.Severity != es.Severity {
+			t.Fatalf("priority %+v became %+v", es, ds)
+		}
+		for _, f := range [][2]string{{es.Hostname, ds.Hostname}, {es.AppName, ds.AppName}, {es.ProcID, ds.ProcID}, {es.MsgID, ds.MsgID}} {
+			if utf8.ValidString(f[0]) && f[0] != f[1] {
+				t.Fatalf("%q became %q", f[0], f[1])
+			}
+		}
+
 		// A fresh event parses the same: nothing leaks from reuse.
 		e2 = pipeline.Event{}
 		e2.Original = []byte(in)
