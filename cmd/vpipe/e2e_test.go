@@ -435,3 +435,49 @@ func TestFileStage(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestEndToEndWebhooks posts the vendor payloads to their webhook routes:
+// a vCenter tagging EventEx, a VCO event and a Log Insight tag alert.
+func TestEndToEndWebhooks(t *testing.T) {
+	r := startVpipe(t, testConfig(t.TempDir()))
+	post := func(name string, body []byte) {
+		t.Helper()
+		resp, err := http.Post(r.http()+"/v1/webhooks/"+name, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST %s: %d %s", name, resp.StatusCode, b)
+		}
+	}
+	sample := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "samples", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	post("vcenter", sample("vcenter-tag-attach-event.json"))
+	post("velocloud", sample("velocloud-events.ndjson"))
+	post("loginsight", []byte(`{"AlertType":1,"AlertName":"vTagSync","messages":[{"text":"User VSPHERE.LOCAL\\Administrator attached tag quarantine to object web-01","timestamp":1451940578545,"fields":[]}]}`))
+
+	vc := events(t, r.kafka(), "vpipe.vcenter", 2)
+	tags := map[string]string{}
+	for _, ev := range vc {
+		if field(ev, "vmware.vcenter.event_type") != "com.vmware.cis.tagging.attach" {
+			t.Errorf("not a tag attach: %v", ev)
+		}
+		tags[firstString(ev, "vmware.vcenter.object.name")] = firstString(ev, "vmware.vcenter.tag")
+	}
+	if tags["example-vm"] != "example-tag" || tags["web-01"] != "quarantine" {
+		t.Errorf("tags by object: %v", tags)
+	}
+	vco := brokertest.ReadN(t, r.kafka(), "vpipe.velocloud", 1, 20*time.Second)[0]
+	var ev map[string]any
+	json.Unmarshal(vco.Value, &ev)
+	if field(ev, "vmware.velocloud.event") != "VPN_DATACENTER_STATUS" || field(ev, "vmware.velocloud.detail.ikeState") != "DOWN" {
+		t.Errorf("velocloud event: %s", vco.Value)
+	}
+}

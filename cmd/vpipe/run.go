@@ -20,8 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vpipe/vpipe/parsers/loginsight"
 	"github.com/vpipe/vpipe/parsers/record"
 	"github.com/vpipe/vpipe/parsers/syslog"
+	"github.com/vpipe/vpipe/parsers/vcenter"
+	"github.com/vpipe/vpipe/parsers/velocloud"
 	"github.com/vpipe/vpipe/parsers/vmware"
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker"
@@ -202,6 +205,11 @@ func start(cfg *config.Config, roles map[string]bool, log *slog.Logger) (p *proc
 		}
 		mux.Handle("/", httpin.NewHandler(hc, httpin.Deps{
 			Parser: parser, Publisher: p.producer, Ready: p.producer.Ready, Log: log, Metrics: httpin.NewMetrics(reg),
+			Webhooks: map[string]httpin.WebhookParser{
+				"loginsight": loginsight.ParseWebhook, // Log Insight / Aria Operations for Logs alerts
+				"vcenter":    vcenter.Webhook,         // one vCenter event as JSON (VEBA)
+				"velocloud":  velocloud.Webhook,       // one VCO enterprise event
+			},
 		}))
 	} else {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })

@@ -52,6 +52,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vpipe/vpipe/parsers/record"
 	"github.com/vpipe/vpipe/pipeline"
 )
 
@@ -158,6 +159,9 @@ type Deps struct {
 	Log *slog.Logger
 	// Metrics are counted into; nil counts into unregistered metrics.
 	Metrics *Metrics
+	// Webhooks are served at POST /v1/webhooks/<name>: each turns a
+	// vendor's webhook body into events. Nil serves none.
+	Webhooks map[string]WebhookParser
 }
 
 // Handler is the HTTP ingest server's http.Handler. It is safe for
@@ -175,6 +179,7 @@ type Handler struct {
 	slots      chan struct{}
 	notReady   atomic.Bool // the last Ready call failed; for logging changes only
 	pool       sync.Pool   // *request
+	webhooks   map[string]WebhookParser
 }
 
 // NewHandler returns the server for cfg. Fields of cfg that are zero or
@@ -207,6 +212,7 @@ func NewHandler(cfg Config, d Deps) *Handler {
 	if h.m == nil {
 		h.m = NewMetrics(nil)
 	}
+	h.webhooks = d.Webhooks
 	return h
 }
 
@@ -231,7 +237,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.reply(w, route, http.StatusOK, []byte(`{"status":"ready"}`), start)
 	default:
-		h.reject(w, r, routeOther, http.StatusNotFound, "not_found", "not found; routes are POST /v1/events, POST /v1/syslog, GET /healthz, GET /readyz", -1, start)
+		if name, ok := strings.CutPrefix(route, RouteWebhooks); ok && h.webhooks[name] != nil {
+			h.ingest(w, r, RouteWebhooks, start)
+			return
+		}
+		h.reject(w, r, routeOther, http.StatusNotFound, "not_found", "not found; routes are POST /v1/events, POST /v1/syslog, POST /v1/webhooks/{"+h.webhookNames()+"}, GET /healthz, GET /readyz", -1, start)
 	}
 }
 
@@ -288,6 +298,7 @@ type request struct {
 	ev      pipeline.Event
 	scratch []byte
 	acks    acks
+	webhook []*pipeline.Event // events a WebhookParser made; spans index them
 }
 
 // maxPooledBody is the largest body (or event) buffer kept for reuse.
@@ -385,6 +396,9 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return true
 	}
 	body := q.body.Bytes()
+	if route == RouteWebhooks {
+		split = h.webhookSplit(r.URL.Path, q, time.Now())
+	}
 	if q.spans, err = split(q.spans[:0], body, h.cfg.MaxEvents); err != nil {
 		var be *bodyError
 		errors.As(err, &be)
@@ -403,9 +417,14 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	published := 0
 	var pubErr error
 	for _, sp := range q.spans {
-		if route == RouteSyslog {
+		switch {
+		case route == RouteSyslog:
 			h.fillSyslog(e, body[sp.start:sp.end], r.RemoteAddr, now)
-		} else {
+		case route == RouteWebhooks:
+			e = q.webhook[sp.start]
+			e.LogSource = r.RemoteAddr
+			e.ID = record.ID(e)
+		default:
 			q.scratch = fillJSON(e, body, sp, r.RemoteAddr, now, q.scratch)
 		}
 		if pubErr = h.pub.Publish(ctx, e, a.done); pubErr != nil {
@@ -413,7 +432,9 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 		published++
 	}
-	e.Reset()
+	q.ev.Reset()
+	clear(q.webhook)
+	q.webhook = q.webhook[:0]
 	a.seal(published)
 	complete := true
 	select {
