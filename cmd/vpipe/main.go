@@ -24,6 +24,8 @@ Usage:
   vpipe validate -c FILE                                 check a configuration
   vpipe tap [-c FILE] [--brokers LIST] [--from-beginning] TOPIC
                                                          print a topic's events as NDJSON
+  vpipe tenants -c FILE                                  print each tenant with its computed log labels
+  vpipe tagsync --dry-run -c FILE                        print the vSphere-tag → NSX-tag sync plan
   vpipe version                                          print the version
 
 Without -c, 'vpipe run' starts everything on its embedded default: a Kafka-
@@ -60,6 +62,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdValidate(args[1:], stdout, stderr)
 	case "tap":
 		err = cmdTap(ctx, args[1:], stdout, stderr)
+	case "tenants":
+		err = cmdTenants(ctx, args[1:], stdout, stderr)
+	case "tagsync":
+		err = cmdTagSync(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		cmdVersion(stdout)
 	case "help", "-h", "--help", "-help":

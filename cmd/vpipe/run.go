@@ -36,15 +36,26 @@ import (
 	"github.com/vpipe/vpipe/sinks/filesink"
 )
 
-// The --stages names: roleIngest is the sources (syslog listeners and HTTP
-// ingest), the others are consumer stages.
+// The --stages names: roleIngest is the listeners (syslog and HTTP
+// ingest), roleVCenter and roleVeloCloud the pollers, the others consumer
+// stages. Each runs only when configured.
 const (
-	roleIngest = "ingest"
-	roleFile   = "file"
+	roleIngest        = "ingest"
+	roleVCenter       = "vcenter"
+	roleVeloCloud     = "velocloud"
+	roleFile          = "file"
+	roleTenantForward = "tenant-forward"
+	roleTagSync       = "tag-sync"
+	roleNDJSON        = "ndjson"
 )
 
 // knownRoles lists what --stages may name.
-var knownRoles = []string{roleIngest, roleFile}
+var knownRoles = []string{roleIngest, roleVCenter, roleVeloCloud, roleFile, roleTenantForward, roleTagSync, roleNDJSON}
+
+// runner is a poller or a consumer stage: Run works until ctx ends.
+type runner interface {
+	Run(ctx context.Context) error
+}
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("run", `vpipe run [-c FILE] [--data-dir DIR] [--stages LIST]
@@ -122,7 +133,8 @@ type proc struct {
 	listeners []*syslogin.Listener
 	servers   []*http.Server
 	serverLns []net.Listener
-	stages    []*stage.Runner
+	pollers   []runner    // stopped with the listeners
+	stages    []runner    // stopped after the producer flushed
 	closers   []io.Closer // stage sinks, closed after their runners stop
 }
 
@@ -221,8 +233,13 @@ func start(cfg *config.Config, roles map[string]bool, log *slog.Logger) (p *proc
 			io.WriteString(w, "ok\n")
 		})
 	}
-	if err := p.startStages(roles, stage.NewMetrics(reg)); err != nil {
-		return nil, err
+	sm := stage.NewMetrics(reg)
+	for _, start := range []func(map[string]bool, *prometheus.Registry, *stage.Metrics) error{
+		p.startFile, p.startTenantForward, p.startVCenter, p.startVeloCloud,
+	} {
+		if err := start(roles, reg, sm); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.HTTP.Address != "off" {
 		if err := p.listenHTTP(cfg.HTTP.Address, mux); err != nil {
@@ -241,8 +258,8 @@ func start(cfg *config.Config, roles map[string]bool, log *slog.Logger) (p *proc
 	return p, nil
 }
 
-// startStages builds the consumer stages that are configured and chosen.
-func (p *proc) startStages(roles map[string]bool, m *stage.Metrics) error {
+// startFile builds the file stage when it is configured and chosen.
+func (p *proc) startFile(roles map[string]bool, _ *prometheus.Registry, m *stage.Metrics) error {
 	prefix := p.cfg.Kafka.TopicPrefix
 	if f := p.cfg.Stages.File; f != nil && roles[roleFile] {
 		sink, err := filesink.Open(f.Path)
@@ -339,10 +356,17 @@ func (p *proc) addrs() []any {
 func (p *proc) serve(ctx context.Context) error {
 	srcCtx, stopSources := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	errc := make(chan error, len(p.listeners)+len(p.servers)+len(p.stages))
+	errc := make(chan error, len(p.listeners)+len(p.servers)+len(p.pollers)+len(p.stages))
 	for _, l := range p.listeners {
 		wg.Go(func() {
 			if err := l.Serve(srcCtx); err != nil {
+				errc <- err
+			}
+		})
+	}
+	for _, r := range p.pollers {
+		wg.Go(func() {
+			if err := r.Run(srcCtx); err != nil {
 				errc <- err
 			}
 		})

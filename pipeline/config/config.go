@@ -26,13 +26,27 @@ type Config struct {
 	HTTP    HTTP       `yaml:"http"`
 	Metrics Metrics    `yaml:"metrics"`
 	Parse   Parse      `yaml:"parse"`
-	Stages  Stages     `yaml:"stages"`
+	// Sources are the pollers: vCenter event history, VeloCloud
+	// Orchestrator events.
+	Sources Sources `yaml:"sources"`
+	// Tenants is the tenant registry (tenants.go).
+	Tenants *Tenants `yaml:"tenants"`
+	Stages  Stages   `yaml:"stages"`
+}
+
+// Sources configures the pollers.
+type Sources struct {
+	VCenter   []VCenterSource   `yaml:"vcenter"`   // sources_vcenter.go
+	VeloCloud []VeloCloudSource `yaml:"velocloud"` // sources_velocloud.go
 }
 
 // Stages configures the consumer stages; a stage runs when it is
 // configured here (and --stages does not leave it out).
 type Stages struct {
-	File *FileStage `yaml:"file"`
+	File          *FileStage          `yaml:"file"`
+	TenantForward *TenantForwardStage `yaml:"tenant_forward"` // tenants.go
+	TagSync       *TagSyncStage       `yaml:"tag_sync"`       // sources_vcenter.go
+	NDJSON        *NDJSONStage        `yaml:"ndjson"`         // sources_velocloud.go
 }
 
 // FileStage appends the events of some topics to one NDJSON file, fsynced
@@ -238,6 +252,9 @@ func (c *Config) fill() {
 	if c.Parse.Timezone == "" {
 		c.Parse.Timezone = "UTC"
 	}
+	c.fillTenants()
+	c.fillVCenter()
+	c.fillVeloCloud()
 	if f := c.Stages.File; f != nil {
 		if len(f.Topics) == 0 {
 			f.Topics = []string{"firewall", "vcenter", "velocloud", "tickets", "nsx", "other"}
@@ -421,6 +438,9 @@ func (c *Config) Validate() error {
 			p.add("stages.file.batch_size", "must be at least 1")
 		}
 	}
+	c.validateTenants(p)
+	c.validateVCenter(p)
+	c.validateVeloCloud(p)
 	if len(p.List) > 0 {
 		return p
 	}
