@@ -20,7 +20,7 @@ func collect(t *testing.T, body string) ([]*pipeline.Event, error) {
 }
 
 func TestSample(t *testing.T) {
-	b, err := os.ReadFile("../../../shared/testdata-samples/loginsight-webhook.json")
+	b, err := os.ReadFile("../../testdata/samples/loginsight-webhook.json")
 	if err != nil {
 		t.Skip(err)
 	}

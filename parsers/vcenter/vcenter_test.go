@@ -115,7 +115,7 @@ func TestParseText(t *testing.T) {
 }
 
 func TestParseEventJSON(t *testing.T) {
-	data, err := os.ReadFile("../../../shared/testdata-samples/vcenter-tag-attach-event.json")
+	data, err := os.ReadFile("../../testdata/samples/vcenter-tag-attach-event.json")
 	if err != nil {
 		t.Skip(err)
 	}

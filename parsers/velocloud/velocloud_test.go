@@ -10,7 +10,7 @@ import (
 )
 
 func sample(t testing.TB) []byte {
-	b, err := os.ReadFile("../../../shared/testdata-samples/velocloud-events.ndjson")
+	b, err := os.ReadFile("../../testdata/samples/velocloud-events.ndjson")
 	if err != nil {
 		t.Skip(err)
 	}
