@@ -222,7 +222,7 @@ func (r *record) parse(b []byte, gateway bool) bool {
 	if s < len(b) {
 		// The log label (rule tag) is the rest of the line: NSX prints it
 		// last, and a tag may contain spaces (formats.md §1).
-		r.label = trimRight(b[s:])
+		r.label = bytes.TrimRight(b[s:], " \t\r\n\x00")
 	}
 	return true
 }
@@ -538,31 +538,4 @@ func isFlags(t []byte) bool {
 		}
 	}
 	return true
-}
-
-// trimRight drops trailing spaces, tabs, CR, LF and NUL.
-func trimRight(b []byte) []byte {
-	for len(b) > 0 {
-		switch b[len(b)-1] {
-		case ' ', '\t', '\r', '\n', 0:
-			b = b[:len(b)-1]
-			continue
-		}
-		break
-	}
-	return b
-}
-
-// offsetIn returns the offset of sub in orig, or -1 when sub is not part
-// of orig's array.
-func offsetIn(orig, sub []byte) int {
-	if len(orig) == 0 || cap(sub) == 0 {
-		return -1
-	}
-	o := uintptr(unsafe.Pointer(unsafe.SliceData(orig)))
-	s := uintptr(unsafe.Pointer(unsafe.SliceData(sub)))
-	if s < o || s > o+uintptr(len(orig)) {
-		return -1
-	}
-	return int(s - o)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"unsafe"
 
+	"github.com/vpipe/vpipe/parsers/internal/offset"
+
 	"github.com/vpipe/vpipe/pipeline"
 )
 
@@ -45,7 +47,7 @@ func (DFW) Parse(e *pipeline.Event, msg []byte) bool { return ParseDFW(e, msg, N
 // keeps the fields parsed so far and sets e.Error to
 // "<dataset>: expected <token> at byte <offset in e.Original>".
 func ParseDFW(e *pipeline.Event, msg []byte, want Variant) bool {
-	msg = trimRight(msg)
+	msg = bytes.TrimRight(msg, " \t\r\n\x00")
 	if len(msg) > 0 && msg[0] == '{' {
 		return parseVMC(e, msg, want)
 	}
@@ -61,7 +63,7 @@ func ParseDFW(e *pipeline.Event, msg []byte, want Variant) bool {
 	if want != 0 && v != want {
 		return false
 	}
-	commitDFW(e, &r, v, offsetIn(e.Original, body))
+	commitDFW(e, &r, v, offset.In(e.Original, body))
 	h.apply(e)
 	return true
 }

@@ -1,8 +1,11 @@
 package nsxfw
 
 import (
+	"bytes"
 	"strings"
 	"unsafe"
+
+	"github.com/vpipe/vpipe/parsers/internal/offset"
 
 	"github.com/vpipe/vpipe/pipeline"
 )
@@ -27,7 +30,7 @@ type Gateway struct{}
 
 // Parse implements pipeline.FormatParser.
 func (Gateway) Parse(e *pipeline.Event, msg []byte) bool {
-	msg = trimRight(msg)
+	msg = bytes.TrimRight(msg, " \t\r\n\x00")
 	var h gwHeader
 	body := msg
 	if len(msg) == 0 {
@@ -43,7 +46,7 @@ func (Gateway) Parse(e *pipeline.Event, msg []byte) bool {
 	if !r.parse(body, true) {
 		return false
 	}
-	r.commit(e, &e.VMware.NSX, pipeline.DatasetNSXGatewayFW, "NSX", offsetIn(e.Original, body))
+	r.commit(e, &e.VMware.NSX, pipeline.DatasetNSXGatewayFW, "NSX", offset.In(e.Original, body))
 	h.apply(e)
 	for i := range e.Syslog.StructuredData {
 		sd := &e.Syslog.StructuredData[i]

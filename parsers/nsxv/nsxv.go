@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/vpipe/vpipe/parsers/internal/offset"
+
 	"github.com/vpipe/vpipe/parsers/nsxfw"
 	"github.com/vpipe/vpipe/pipeline"
 )
@@ -53,7 +55,7 @@ func ParseCSV(e *pipeline.Event, msg []byte) bool {
 	if i := bytes.Index(msg, []byte("dfwpktlogs: ")); i >= 0 && i < 80 {
 		msg = msg[i+len("dfwpktlogs: "):]
 	}
-	msg = trimRight(msg)
+	msg = bytes.TrimRight(msg, " \t\r\n\x00")
 	var f [10][]byte
 	var off [10]int
 	n, rest := 0, -1
@@ -67,7 +69,7 @@ func ParseCSV(e *pipeline.Event, msg []byte) bool {
 		for s < end && msg[s] == ' ' {
 			s++
 		}
-		f[n], off[n] = trimRight(msg[s:end]), s
+		f[n], off[n] = bytes.TrimRight(msg[s:end], " \t\r\n\x00"), s
 		if j < 0 {
 			n++
 			break
@@ -80,7 +82,7 @@ func ParseCSV(e *pipeline.Event, msg []byte) bool {
 	if n < 2 || !isUpper(f[0]) || !bytes.HasPrefix(f[1], []byte("domain-c")) || bytes.IndexByte(f[1], '/') < 0 {
 		return false
 	}
-	base := offsetIn(e.Original, msg)
+	base := offset.In(e.Original, msg)
 	// fail reports field k, or the end of the line for k < 0.
 	fail := func(k int, want string) bool {
 		at := len(msg)
@@ -197,30 +199,4 @@ func allDigits(t []byte) bool {
 		}
 	}
 	return true
-}
-
-func trimRight(b []byte) []byte {
-	for len(b) > 0 {
-		switch b[len(b)-1] {
-		case ' ', '\t', '\r', '\n', 0:
-			b = b[:len(b)-1]
-			continue
-		}
-		break
-	}
-	return b
-}
-
-// offsetIn returns the offset of sub in orig, or -1 when sub is not part
-// of orig's array.
-func offsetIn(orig, sub []byte) int {
-	if len(orig) == 0 || cap(sub) == 0 {
-		return -1
-	}
-	o := uintptr(unsafe.Pointer(unsafe.SliceData(orig)))
-	s := uintptr(unsafe.Pointer(unsafe.SliceData(sub)))
-	if s < o || s > o+uintptr(len(orig)) {
-		return -1
-	}
-	return int(s - o)
 }

@@ -17,7 +17,8 @@ import (
 	"bytes"
 	"strconv"
 	"time"
-	"unsafe"
+
+	"github.com/vpipe/vpipe/parsers/internal/offset"
 
 	"github.com/vpipe/vpipe/pipeline"
 )
@@ -54,7 +55,7 @@ type Parser struct{}
 // its fields with a cut description, the others carry only the payload,
 // kept as message. vmware.vcenter.server is the syslog HOSTNAME.
 func (Parser) Parse(e *pipeline.Event, msg []byte) bool {
-	msg = trimRight(msg)
+	msg = bytes.TrimRight(msg, " \t\r\n\x00")
 	if bytes.HasPrefix(msg, []byte("Event [")) {
 		parseEventLine(e, msg)
 		return true
@@ -109,7 +110,7 @@ func (Parser) Parse(e *pipeline.Event, msg []byte) bool {
 // texts, formats.md §4). It reports whether it found one; it leaves e
 // untouched otherwise. text must stay unmodified while e is in use.
 func ParseText(e *pipeline.Event, text []byte) bool {
-	text = trimRight(text)
+	text = bytes.TrimRight(text, " \t\r\n\x00")
 	if i := bytes.Index(text, []byte("Event [")); i >= 0 && (i == 0 || text[i-1] == ' ' || text[i-1] == ':') {
 		if j := i + len("Event ["); j < len(text) && '0' <= text[j] && text[j] <= '9' {
 			parseEventLine(e, text[i:])
@@ -137,7 +138,7 @@ func setCommon(e *pipeline.Event) {
 // parseEventLine parses b, which starts with "Event [".
 func parseEventLine(e *pipeline.Event, b []byte) {
 	setCommon(e)
-	base := offsetIn(e.Original, b)
+	base := offset.In(e.Original, b)
 	fail := func(at int, want string) {
 		setError(e, base, at, want)
 	}
@@ -215,7 +216,7 @@ func parseEventLine(e *pipeline.Event, b []byte) {
 		}
 		return
 	}
-	at := func(k int) int { return offsetIn(b, f[k]) }
+	at := func(k int) int { return offset.In(b, f[k]) }
 	if n < 3 {
 		fail(len(b), "createdTime")
 		return
@@ -337,7 +338,7 @@ func (t *tagText) parse(b []byte, anywhere bool) bool {
 // commit writes the tag fields; text is the parsed text, message when
 // no message is set yet.
 func (t *tagText) commit(e *pipeline.Event, text []byte) {
-	base := offsetIn(e.Original, text)
+	base := offset.In(e.Original, text)
 	v := &e.VMware.VCenter
 	if v.EventType == "" {
 		if t.detach {
@@ -431,29 +432,3 @@ func atoi(t []byte) (int64, bool) {
 }
 
 func isNil(t []byte) bool { return len(t) == 1 && t[0] == '-' }
-
-func trimRight(b []byte) []byte {
-	for len(b) > 0 {
-		switch b[len(b)-1] {
-		case ' ', '\t', '\r', '\n', 0:
-			b = b[:len(b)-1]
-			continue
-		}
-		break
-	}
-	return b
-}
-
-// offsetIn returns the offset of sub in orig, or -1 when sub is not part
-// of orig's array.
-func offsetIn(orig, sub []byte) int {
-	if len(orig) == 0 || cap(sub) == 0 {
-		return -1
-	}
-	o := uintptr(unsafe.Pointer(unsafe.SliceData(orig)))
-	s := uintptr(unsafe.Pointer(unsafe.SliceData(sub)))
-	if s < o || s > o+uintptr(len(orig)) {
-		return -1
-	}
-	return int(s - o)
-}

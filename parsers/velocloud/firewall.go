@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"net/netip"
 	"strconv"
-	"unsafe"
+
+	"github.com/vpipe/vpipe/parsers/internal/offset"
 
 	"github.com/vpipe/vpipe/parsers/nsxfw"
 	"github.com/vpipe/vpipe/pipeline"
@@ -40,7 +41,7 @@ type Firewall struct{}
 
 // Parse implements pipeline.FormatParser.
 func (Firewall) Parse(e *pipeline.Event, msg []byte) bool {
-	msg = trimRight(msg)
+	msg = bytes.TrimRight(msg, " \t\r\n\x00")
 	i := 0
 	switch {
 	case bytes.HasPrefix(msg, []byte("ACTION=VCF ")):
@@ -50,7 +51,7 @@ func (Firewall) Parse(e *pipeline.Event, msg []byte) bool {
 	default:
 		return false
 	}
-	base := offsetIn(e.Original, msg)
+	base := offset.In(e.Original, msg)
 	e.Dataset = pipeline.DatasetVeloCloudFW
 	e.Observer.Vendor = "VMware"
 	e.Observer.Product = "SD-WAN Edge"
@@ -220,30 +221,4 @@ func fwError(e *pipeline.Event, base, at int, want string) {
 	}
 	b = strconv.AppendInt(b, int64(at), 10)
 	e.Error = e.Intern(b)
-}
-
-func trimRight(b []byte) []byte {
-	for len(b) > 0 {
-		switch b[len(b)-1] {
-		case ' ', '\t', '\r', '\n', 0:
-			b = b[:len(b)-1]
-			continue
-		}
-		break
-	}
-	return b
-}
-
-// offsetIn returns the offset of sub in orig, or -1 when sub is not part
-// of orig's array.
-func offsetIn(orig, sub []byte) int {
-	if len(orig) == 0 || cap(sub) == 0 {
-		return -1
-	}
-	o := uintptr(unsafe.Pointer(unsafe.SliceData(orig)))
-	s := uintptr(unsafe.Pointer(unsafe.SliceData(sub)))
-	if s < o || s > o+uintptr(len(orig)) {
-		return -1
-	}
-	return int(s - o)
 }
