@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"unsafe"
 
+	"github.com/vpipe/vpipe/parsers/internal/jsontext"
 	"github.com/vpipe/vpipe/parsers/internal/offset"
 
 	"github.com/vpipe/vpipe/pipeline"
@@ -118,7 +119,7 @@ func parseVMC(e *pipeline.Event, msg []byte, want Variant) bool {
 		return false
 	}
 	var buf [1024]byte
-	un, ok := appendUnescaped(buf[:0], members[ti].val)
+	un, ok := jsontext.AppendUnescaped(buf[:0], members[ti].val)
 	if !ok {
 		return false
 	}
@@ -155,7 +156,7 @@ func parseVMC(e *pipeline.Event, msg []byte, want Variant) bool {
 		val := e.Alias(m.val)
 		if m.str && bytes.IndexByte(m.val, '\\') >= 0 {
 			var vb [256]byte
-			if u, ok := appendUnescaped(vb[:0], m.val); ok {
+			if u, ok := jsontext.AppendUnescaped(vb[:0], m.val); ok {
 				val = e.Intern(u)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/vpipe/vpipe/parsers/internal/jsontext"
 	"github.com/vpipe/vpipe/pipeline"
 )
 
@@ -145,7 +146,7 @@ func setDetail(e *pipeline.Event, m *member) {
 		return
 	}
 	var buf [1024]byte
-	doc, ok := appendUnescaped(buf[:0], m.val)
+	doc, ok := jsontext.AppendUnescaped(buf[:0], m.val)
 	switch {
 	case !ok:
 		v.DetailRaw = e.Alias(m.val)
@@ -243,7 +244,7 @@ func keyText(e *pipeline.Event, m *member) string {
 
 func unescape(e *pipeline.Event, raw []byte) string {
 	var buf [512]byte
-	u, ok := appendUnescaped(buf[:0], raw)
+	u, ok := jsontext.AppendUnescaped(buf[:0], raw)
 	if !ok {
 		return e.Alias(raw)
 	}

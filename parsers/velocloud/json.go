@@ -1,10 +1,6 @@
 package velocloud
 
-import (
-	"bytes"
-	"unicode/utf16"
-	"unicode/utf8"
-)
+import "github.com/vpipe/vpipe/parsers/internal/jsontext"
 
 // member is one member of a JSON object: key and string values raw (escapes
 // kept, quotes removed), other values as printed.
@@ -74,7 +70,7 @@ func (s *scanner) str() (raw []byte, esc, ok bool) {
 			switch b[j] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
-				if _, ok := hex4(b, j+1); !ok {
+				if _, ok := jsontext.Hex4(b, j+1); !ok {
 					s.i = j
 					return nil, false, s.fail("4 hex digits after \\u")
 				}
@@ -248,81 +244,6 @@ func (s *scanner) key() bool {
 	}
 	s.i++
 	return true
-}
-
-// appendUnescaped appends the JSON string content raw, unescaped, to dst.
-func appendUnescaped(dst, raw []byte) ([]byte, bool) {
-	for i := 0; i < len(raw); i++ {
-		if raw[i] != '\\' {
-			k := bytes.IndexByte(raw[i:], '\\')
-			if k < 0 {
-				return append(dst, raw[i:]...), true
-			}
-			dst = append(dst, raw[i:i+k]...)
-			i += k
-		}
-		i++
-		if i >= len(raw) {
-			return dst, false
-		}
-		switch raw[i] {
-		case '"', '\\', '/':
-			dst = append(dst, raw[i])
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, ok := hex4(raw, i+1)
-			if !ok {
-				return dst, false
-			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				r2, ok := hex4(raw, i+3)
-				if ok && i+2 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
-					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-						r = d
-						i += 6
-					} else {
-						r = utf8.RuneError
-					}
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			dst = utf8.AppendRune(dst, r)
-		default:
-			return dst, false
-		}
-	}
-	return dst, true
-}
-
-func hex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[i : i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case 'a' <= c && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case 'A' <= c && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
 }
 
 // appendCompact appends JSON text b (already checked) without the
