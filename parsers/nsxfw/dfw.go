@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"unsafe"
 
-	"github.com/vpipe/vpipe/parsers/internal/jsontext"
 	"github.com/vpipe/vpipe/parsers/internal/offset"
+	"github.com/vpipe/vpipe/pipeline/jsontext"
 
 	"github.com/vpipe/vpipe/pipeline"
 )

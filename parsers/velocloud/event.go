@@ -15,8 +15,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/vpipe/vpipe/parsers/internal/jsontext"
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/jsontext"
 )
 
 // maxMembers bounds the members of an event object that are kept; the

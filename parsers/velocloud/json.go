@@ -1,6 +1,6 @@
 package velocloud
 
-import "github.com/vpipe/vpipe/parsers/internal/jsontext"
+import "github.com/vpipe/vpipe/pipeline/jsontext"
 
 // member is one member of a JSON object: key and string values raw (escapes
 // kept, quotes removed), other values as printed.

@@ -1,5 +1,6 @@
-// Package jsontext holds the small JSON text helpers the hand-written,
-// allocation-free parsers share.
+// Package jsontext holds the small JSON text helpers that vpipe's
+// hand-written, allocation-free JSON readers (the VMware parsers, HTTP
+// ingest) share.
 package jsontext
 
 import (
