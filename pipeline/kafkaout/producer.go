@@ -216,6 +216,15 @@ func (p *Producer) Publish(ctx context.Context, e *pipeline.Event, done func(err
 	case <-p.stop:
 		return ErrClosed
 	}
+	// A slot taken while Close began (select picks at random among ready
+	// cases) is given back: the dispatcher may be about to see no record in
+	// flight and return. Holding a slot past this check keeps it running.
+	select {
+	case <-p.stop:
+		<-p.slots
+		return ErrClosed
+	default:
+	}
 	var it *item
 	select {
 	case it = <-p.free:
