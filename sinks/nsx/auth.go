@@ -35,8 +35,8 @@ func (b basicAuth) apply(_ context.Context, req *http.Request) error {
 	req.SetBasicAuth(b.user, b.pass)
 	return nil
 }
-func (basicAuth) generation() uint64                 { return 0 }
-func (basicAuth) renewable() bool                    { return false }
+func (basicAuth) generation() uint64                  { return 0 }
+func (basicAuth) renewable() bool                     { return false }
 func (basicAuth) renew(context.Context, uint64) error { return nil }
 func (basicAuth) logout(context.Context) error        { return nil }
 
