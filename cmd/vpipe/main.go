@@ -26,6 +26,8 @@ Usage:
                                                          print a topic's events as NDJSON
   vpipe tenants -c FILE                                  print each tenant with its computed log labels
   vpipe tagsync --dry-run -c FILE                        print the vSphere-tag → NSX-tag sync plan
+  vpipe replay --from TOPIC [--filter EXPR] [--dry-run]  re-inject DLQ or parked records
+  vpipe top [--url URL] [--interval D]                   show each stage's rate, lag and errors live
   vpipe version                                          print the version
 
 Without -c, 'vpipe run' starts everything on its embedded default: a Kafka-
@@ -66,6 +68,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdTenants(ctx, args[1:], stdout, stderr)
 	case "tagsync":
 		err = cmdTagSync(ctx, args[1:], stdout, stderr)
+	case "replay":
+		err = cmdReplay(ctx, args[1:], stdout, stderr)
+	case "top":
+		err = cmdTop(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		cmdVersion(stdout)
 	case "help", "-h", "--help", "-help":
