@@ -1,0 +1,195 @@
+package forensics
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
+	"github.com/vpipe/vpipe/sinks/forensics/internal/vspansim"
+)
+
+// sim is a running vcsim (VPX model: one datacenter, a distributed switch
+// DVS0 with portgroup DC0_DVPG0, VMs on it) with VSPAN sessions modelled
+// by vspansim.
+type sim struct {
+	model *simulator.Model
+	url   string
+	c     *vim25.Client
+	vc    *VCenter
+}
+
+func startVCSim(t *testing.T) *sim {
+	t.Helper()
+	m := simulator.VPX()
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	vspansim.Install(m.Map())
+	srv := m.Service.NewServer()
+	t.Cleanup(func() {
+		srv.Close()
+		m.Remove()
+	})
+	ctx := context.Background()
+	u := *srv.URL
+	u.User = nil
+	c, logout, err := Dial(ctx, DialConfig{URL: u.String(), Username: "user", Password: "pass", Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logout(context.Background()) })
+	return &sim{model: m, url: u.String(), c: c, vc: NewVCenter(c)}
+}
+
+// vmByName returns a simulator VM's reference and instance UUID.
+func (s *sim) vmByName(t *testing.T, name string) (types.ManagedObjectReference, string) {
+	t.Helper()
+	for _, e := range s.model.Map().All("VirtualMachine") {
+		if vm := e.(*simulator.VirtualMachine); vm.Name == name {
+			return vm.Self, vm.Config.InstanceUuid
+		}
+	}
+	t.Fatalf("no vm %s", name)
+	return types.ManagedObjectReference{}, ""
+}
+
+// dvpg returns the switch UUID and key of portgroup DC0_DVPG0.
+func (s *sim) dvpg(t *testing.T) (switchUUID, pgKey string) {
+	t.Helper()
+	for _, e := range s.model.Map().All("DistributedVirtualPortgroup") {
+		pg := e.(*simulator.DistributedVirtualPortgroup)
+		if pg.Name == "DC0_DVPG0" {
+			sw := s.model.Map().Get(*pg.Config.DistributedVirtualSwitch).(*simulator.DistributedVirtualSwitch)
+			return sw.Uuid, pg.Key
+		}
+	}
+	t.Fatal("no DC0_DVPG0")
+	return "", ""
+}
+
+// setNICs gives the VM one vNIC per port key on DC0_DVPG0, bound to that
+// port (vcsim binds no ports itself; a vCenter reports the port a vNIC is
+// connected to in its backing), and one vNIC on the standard network "VM
+// Network" when standard is true.
+func (s *sim) setNICs(t *testing.T, name string, ports []string, standard bool) string {
+	t.Helper()
+	ctx := context.Background()
+	ref, uuid := s.vmByName(t, name)
+	vm := object.NewVirtualMachine(s.c, ref)
+	devs, err := vm.Device(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nics := devs.SelectByType((*types.VirtualEthernetCard)(nil)); len(nics) > 0 {
+		if err := vm.RemoveDevice(ctx, false, nics...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	swUUID, pgKey := s.dvpg(t)
+	var add []types.BaseVirtualDevice
+	for _, p := range ports {
+		add = append(add, &types.VirtualVmxnet3{VirtualVmxnet: types.VirtualVmxnet{VirtualEthernetCard: types.VirtualEthernetCard{
+			VirtualDevice: types.VirtualDevice{Backing: &types.VirtualEthernetCardDistributedVirtualPortBackingInfo{
+				Port: types.DistributedVirtualSwitchPortConnection{SwitchUuid: swUUID, PortgroupKey: pgKey, PortKey: p},
+			}},
+		}}})
+	}
+	if standard {
+		add = append(add, &types.VirtualE1000{VirtualEthernetCard: types.VirtualEthernetCard{
+			VirtualDevice: types.VirtualDevice{Backing: &types.VirtualEthernetCardNetworkBackingInfo{
+				VirtualDeviceDeviceBackingInfo: types.VirtualDeviceDeviceBackingInfo{DeviceName: "VM Network"},
+			}},
+		}})
+	}
+	if len(add) > 0 {
+		if err := vm.AddDevice(ctx, add...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return uuid
+}
+
+// snapshots returns the names and descriptions of a VM's snapshots.
+func (s *sim) snapshots(t *testing.T, uuid string) []types.VirtualMachineSnapshotTree {
+	t.Helper()
+	vm, err := s.vc.FindVM(context.Background(), uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm.Snapshots
+}
+
+// sessions returns vpipe's sessions of a VM.
+func (s *sim) sessions(t *testing.T, uuid string) []SwitchSession {
+	t.Helper()
+	ss, err := s.vc.Sessions(context.Background(), uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+func vmObject(s *sim, ref types.ManagedObjectReference) *object.VirtualMachine {
+	return object.NewVirtualMachine(s.c, ref)
+}
+
+// startAudit starts an embedded broker and a KafkaAudit writing to its
+// audit topic.
+func startAudit(t *testing.T) (*KafkaAudit, string) {
+	t.Helper()
+	addr := brokertest.Start(t, auditTopic)
+	a := NewKafkaAudit([]string{addr}, auditTopic, nil)
+	t.Cleanup(func() { a.Close() })
+	return a, addr
+}
+
+const auditTopic = "vpipe.audit"
+
+// readAudit reads n audit events (and fails if more are there).
+func readAudit(t *testing.T, addr string, n int) []*pipeline.Event {
+	t.Helper()
+	msgs := brokertest.ReadN(t, addr, auditTopic, n, 10*time.Second)
+	if len(msgs) != n {
+		t.Fatalf("%d audit events, want %d", len(msgs), n)
+	}
+	out := make([]*pipeline.Event, len(msgs))
+	for i, m := range msgs {
+		out[i] = new(pipeline.Event)
+		if err := out[i].DecodeJSON(m.Value); err != nil {
+			t.Fatal(err)
+		}
+		if got := labelOf(out[i], LabelVMUUID); got != string(m.Key) {
+			t.Fatalf("audit record key %q, vm %q", m.Key, got)
+		}
+	}
+	return out
+}
+
+func sortedPorts(p *types.VMwareVspanPort) []string {
+	if p == nil {
+		return nil
+	}
+	return slices.Sorted(slices.Values(p.PortKey))
+}
