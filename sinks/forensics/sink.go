@@ -309,6 +309,15 @@ func (s *Sink) leave(ctx context.Context, ep *episode) error {
 		return nil
 	}
 	m := ep.m
+	// The VM is not needed to find its sessions, only to name it in the
+	// audit events; it may be gone.
+	vm, err := s.vc.FindVM(ctx, m.VMExternalID)
+	switch {
+	case err == nil:
+		ep.vm = vm
+	case !errors.Is(err, ErrVMNotFound):
+		return err
+	}
 	rs, err := timed(s, ActionMirrorRemove, func() ([]Result, error) { return s.vc.Unmirror(ctx, m.VMExternalID, m.VMName, ep.cause) })
 	for _, r := range rs {
 		ep.record(ActionMirrorRemove, r, nil)

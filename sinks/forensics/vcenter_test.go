@@ -230,7 +230,7 @@ func TestRetention(t *testing.T) {
 				return
 			}
 			audited = tt.audited
-			events := readAudit(t, addr, tt.audited)
+			events := readAudit(t, addr, tt.audited, true)
 			if tt.deletion {
 				e := events[len(events)-1]
 				if e.Action != ActionSnapshotDelete || e.Outcome != "success" || labelOf(e, LabelTrigger) != "e1" || labelOf(e, LabelVMUUID) != uuid {
