@@ -1,0 +1,197 @@
+package jitaccess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/session"
+	"github.com/vmware/govmomi/view"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// VM is a vCenter virtual machine: its name, its instance UUID
+// (config.instanceUuid, NSX's external_id; apis.md §1.1) and its managed
+// object reference.
+type VM struct {
+	Name         string
+	InstanceUUID string
+	Ref          string // e.g. "vm-42"
+}
+
+// Finder finds virtual machines in vCenter. Implementations are safe for
+// concurrent use; their errors are retryable unless they say otherwise
+// (pipeline.ErrPermanent).
+type Finder interface {
+	// ByName returns every VM whose name is exactly name (vCenter allows
+	// one name in several folders and datacenters), in no order.
+	ByName(ctx context.Context, name string) ([]VM, error)
+	// ByInstanceUUID returns the VM whose instance UUID is uuid (lower
+	// case), and false when there is none.
+	ByInstanceUUID(ctx context.Context, uuid string) (VM, bool, error)
+}
+
+// VCenterConfig configures the connection of DialVCenter.
+type VCenterConfig struct {
+	URL                string // https://vcenter.example.com (the /sdk path is added)
+	Username, Password string
+	// CAFile, if set, is a PEM bundle to verify vCenter's certificate with.
+	CAFile string
+	// Insecure skips certificate verification; only on explicit request.
+	Insecure bool
+}
+
+// VCenter is a Finder backed by govmomi: names through a container view
+// of every VirtualMachine, instance UUIDs through the SearchIndex
+// (FindByUuid with instanceUuid=true). A session that vCenter no longer
+// accepts (NotAuthenticated: idle timeout, vCenter restart) is created
+// again once per call when the VCenter has credentials.
+type VCenter struct {
+	c    *vim25.Client
+	user *url.Userinfo // nil: the session is the caller's to keep
+	log  *slog.Logger
+
+	mu sync.Mutex // serialises re-login
+}
+
+// NewVCenter returns a Finder on an already logged-in client (vcsim's
+// simulator.Test gives one). It does not log in again when the session
+// ends.
+func NewVCenter(c *vim25.Client) *VCenter {
+	return &VCenter{c: c, log: slog.New(slog.DiscardHandler)}
+}
+
+// DialVCenter connects to vCenter and logs in. log nil discards.
+func DialVCenter(ctx context.Context, cfg VCenterConfig, log *slog.Logger) (*VCenter, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	u, err := soap.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("vcenter url: %w", err)
+	}
+	if u == nil || u.Host == "" {
+		return nil, fmt.Errorf("vcenter url %q: want https://host", cfg.URL)
+	}
+	u.User = nil
+	sc := soap.NewClient(u, cfg.Insecure)
+	if cfg.CAFile != "" {
+		if err := sc.SetRootCAs(cfg.CAFile); err != nil {
+			return nil, fmt.Errorf("vcenter ca_file: %w", err)
+		}
+	}
+	if cfg.Insecure {
+		log.Warn("TLS certificate verification of vCenter is off (insecure)", "component", "vcenter", "url", u.Host)
+	}
+	c, err := vim25.NewClient(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("vcenter %s: %w", u.Host, err)
+	}
+	v := &VCenter{c: c, user: url.UserPassword(cfg.Username, cfg.Password), log: log.With("component", "vcenter")}
+	if err := session.NewManager(c).Login(ctx, v.user); err != nil {
+		return nil, fmt.Errorf("vcenter %s: login: %w", u.Host, err)
+	}
+	return v, nil
+}
+
+// Logout ends the session when the VCenter logged in itself.
+func (v *VCenter) Logout(ctx context.Context) error {
+	if v.user == nil {
+		return nil
+	}
+	return session.NewManager(v.c).Logout(ctx)
+}
+
+// ByName implements Finder.
+func (v *VCenter) ByName(ctx context.Context, name string) ([]VM, error) {
+	var out []VM
+	err := v.retry(ctx, func() error {
+		out = nil
+		m := view.NewManager(v.c)
+		cv, err := m.CreateContainerView(ctx, v.c.ServiceContent.RootFolder, []string{"VirtualMachine"}, true)
+		if err != nil {
+			return err
+		}
+		defer cv.Destroy(context.WithoutCancel(ctx))
+		// A function matches exactly: a plain string would be a glob.
+		refs, err := cv.Find(ctx, []string{"VirtualMachine"}, property.Match{"name": func(val any) bool {
+			s, ok := val.(string)
+			return ok && s == name
+		}})
+		if err != nil || len(refs) == 0 {
+			return err
+		}
+		var vms []mo.VirtualMachine
+		if err := property.DefaultCollector(v.c).Retrieve(ctx, refs, []string{"name", "config.instanceUuid"}, &vms); err != nil {
+			return err
+		}
+		for _, vm := range vms {
+			out = append(out, toVM(vm))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find vm %q in vcenter: %w", name, err)
+	}
+	return out, nil
+}
+
+// ByInstanceUUID implements Finder.
+func (v *VCenter) ByInstanceUUID(ctx context.Context, uuid string) (VM, bool, error) {
+	var out VM
+	found := false
+	err := v.retry(ctx, func() error {
+		ref, err := object.NewSearchIndex(v.c).FindByUuid(ctx, nil, strings.ToLower(uuid), true, types.NewBool(true))
+		if err != nil || ref == nil {
+			return err
+		}
+		var vm mo.VirtualMachine
+		if err := property.DefaultCollector(v.c).RetrieveOne(ctx, ref.Reference(), []string{"name", "config.instanceUuid"}, &vm); err != nil {
+			if fault.Is(err, &types.ManagedObjectNotFound{}) {
+				return nil // deleted meanwhile
+			}
+			return err
+		}
+		out, found = toVM(vm), true
+		return nil
+	})
+	if err != nil {
+		return VM{}, false, fmt.Errorf("find vm by instance uuid %s in vcenter: %w", uuid, err)
+	}
+	return out, found, nil
+}
+
+func toVM(vm mo.VirtualMachine) VM {
+	r := VM{Name: vm.Name, Ref: vm.Self.Value}
+	if vm.Config != nil {
+		r.InstanceUUID = strings.ToLower(vm.Config.InstanceUuid)
+	}
+	return r
+}
+
+// retry runs fn, and once more after logging in again when vCenter says
+// the session is gone.
+func (v *VCenter) retry(ctx context.Context, fn func() error) error {
+	err := fn()
+	if err == nil || v.user == nil || !fault.Is(err, &types.NotAuthenticated{}) {
+		return err
+	}
+	v.mu.Lock()
+	lerr := session.NewManager(v.c).Login(ctx, v.user)
+	v.mu.Unlock()
+	if lerr != nil {
+		return errors.Join(err, fmt.Errorf("login again: %w", lerr))
+	}
+	v.log.Info("vcenter session renewed")
+	return fn()
+}
