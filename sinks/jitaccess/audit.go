@@ -123,6 +123,7 @@ func (s *Sink) auditEvent(a audit, outcome string) *pipeline.Event {
 			e.AddLabel(k, v)
 		}
 	}
+	add(LabelStage, StageName)
 	add(LabelTicketID, a.t.id)
 	add(LabelTicketNumber, a.t.number)
 	add(LabelLock, a.t.lock)

@@ -111,7 +111,7 @@ func TestEndToEnd(t *testing.T) {
 	// A new process (its own grant store, read from Kafka) takes over.
 	e.startStage(e.sink(baseConfig(), e.store()))
 	waitFor(t, 30*time.Second, "a's unlock decided", func() bool {
-		return slices.Contains(e.actions(a), "revoke/success") && slices.Contains(e.actions(b), "grant/success")
+		return slices.Contains(e.actions(a), "access.revoke/success") && slices.Contains(e.actions(b), "access.grant/success")
 	})
 	if !e.tagged(vm) {
 		t.Fatal("a's unlock removed the tag b holds")
@@ -121,10 +121,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	e.unlock(b)
 	waitFor(t, 30*time.Second, "b's unlock → untag", func() bool { return !e.tagged(vm) })
-	if got := e.actions(a); !slices.Equal(got, []string{"grant/success", "revoke/success"}) {
+	if got := e.actions(a); !slices.Equal(got, []string{"access.grant/success", "access.revoke/success"}) {
 		t.Errorf("a's audit trail %v", got)
 	}
-	if got := e.actions(b); !slices.Equal(got, []string{"grant/success", "revoke/success"}) {
+	if got := e.actions(b); !slices.Equal(got, []string{"access.grant/success", "access.revoke/success"}) {
 		t.Errorf("b's audit trail %v", got)
 	}
 	// Every webhook was keyed and accepted; none went to the DLQ.
@@ -169,7 +169,7 @@ func TestExpiry(t *testing.T) {
 	if err := e.write(s, ticketBody(id)); err != nil || !e.tagged(vm) {
 		t.Fatalf("relock: %v", err)
 	}
-	want := []string{"grant/success", "expire/success", "deny/failure", "revoke/success", "grant/success"}
+	want := []string{"access.grant/success", "access.expire/success", "access.deny/failure", "access.revoke/success", "access.grant/success"}
 	if got := e.actions(id); !slices.Equal(got, want) {
 		t.Fatalf("audit trail %v, want %v", got, want)
 	}

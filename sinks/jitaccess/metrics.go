@@ -19,7 +19,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vpipe_jit_decisions_total",
-			Help: "Just-in-time access decisions (each is an audit event), by action (grant, revoke, expire, deny, none) and outcome (success, failure).",
+			Help: "Just-in-time access decisions (each is an audit event), by action (access.grant, access.revoke, access.expire, access.deny, access.none) and outcome (success, failure).",
 		}, []string{"action", "outcome"}),
 		grants: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vpipe_jit_grants",

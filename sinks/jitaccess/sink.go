@@ -28,10 +28,11 @@
 //   - Reconcile (Run, every Config.ReconcileInterval): every locked ticket
 //     is decided again, every ticket with a grant record is re-read, and
 //     every VM that carries the tag without a holder loses it.
-//   - Every decision is an audit event (dataset jit_access.audit; see
+//   - Every decision is an audit event (dataset vpipe.audit; see
 //     DatasetAudit) published through a pipeline.Publisher: the ticket, the
-//     agent (user.name), the VM (host.hostname, labels.vm_instance_uuid),
-//     the action (event.action: grant, revoke, expire, deny, none), the
+//     agent (user.name), the VM (host.hostname, labels.vm_external_id),
+//     the action (event.action: access.grant, access.revoke, access.expire,
+//     access.deny, access.none), the
 //     result (event.outcome) and why (event.reason).
 //
 // Durability: a grant (ticket → VM, since when) is recorded in a Store (the
@@ -87,17 +88,23 @@ type Store interface {
 	Put(ctx context.Context, key string, value []byte) error
 }
 
-// DatasetAudit is event.dataset of the audit events. They belong on the
-// audit topic (pipeline.TopicAudit), keyed by VM.
-const DatasetAudit = "jit_access.audit"
+// DatasetAudit is event.dataset of the audit events, shared by the stages
+// that act on NSX or vCenter (labels.vpipe_stage tells them apart). They
+// belong on the audit topic (pipeline.TopicAudit), keyed by the VM
+// (labels.vm_external_id).
+const DatasetAudit = "vpipe.audit"
+
+// StageName is labels.vpipe_stage of the audit events, and the stage's
+// name.
+const StageName = "jit-access"
 
 // Audit actions (event.action of audit events).
 const (
-	ActionGrant  = "grant"  // the ticket holds the VM: tag added (or already there)
-	ActionRevoke = "revoke" // the ticket no longer holds the VM: tag removed, or kept for another ticket
-	ActionExpire = "expire" // the grant reached the maximum duration: tag removed (or kept for another ticket)
-	ActionDeny   = "deny"   // the ticket asks for access and cannot have it (no field, ambiguous VM, expired, ...)
-	ActionNone   = "none"   // nothing to do: the ticket is not locked and held nothing
+	ActionGrant  = "access.grant"  // the ticket holds the VM: tag added (or already there)
+	ActionRevoke = "access.revoke" // the ticket no longer holds the VM: tag removed, or kept for another ticket
+	ActionExpire = "access.expire" // the grant reached the maximum duration: tag removed (or kept for another ticket)
+	ActionDeny   = "access.deny"   // the ticket asks for access and cannot have it (no field, ambiguous VM, expired, ...)
+	ActionNone   = "access.none"   // nothing to do: the ticket is not locked and held nothing
 )
 
 // Label keys of audit events.
@@ -106,14 +113,15 @@ const (
 	LabelTicketNumber = ticket.LabelTicketNumber
 	LabelLock         = ticket.LabelLock
 	LabelStateType    = "ticket_state_type"
-	LabelVMUUID       = "vm_instance_uuid"
+	LabelStage        = "vpipe_stage"    // "jit-access"
+	LabelVMUUID       = "vm_external_id" // the instance UUID, NSX's external_id
 	LabelVMRef        = "vm_ref"
-	LabelTag          = "nsx_tag"     // "scope|tag"
-	LabelChange       = "nsx_change"  // added, present, removed, absent, kept, vm_not_in_nsx, failed
-	LabelCause        = "cause"       // webhook, reconcile, expiry
-	LabelCauseID      = "cause_id"    // the triggering event's event.id
-	LabelExpires      = "grant_until" // RFC 3339: when the grant expires
-	LabelHolders      = "held_by"     // the other tickets that keep the tag, comma-separated
+	LabelTag          = "nsx_tag"          // "scope|tag"
+	LabelChange       = "nsx_change"       // added, present, removed, absent, kept, vm_not_in_nsx, failed
+	LabelCause        = "cause"            // webhook, reconcile, expiry
+	LabelCauseID      = "trigger_event_id" // the triggering event's event.id
+	LabelExpires      = "grant_until"      // RFC 3339: when the grant expires
+	LabelHolders      = "held_by"          // the other tickets that keep the tag, comma-separated
 )
 
 // Config configures a Sink. Zero fields take the defaults named.

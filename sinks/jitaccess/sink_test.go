@@ -44,7 +44,7 @@ func TestDecisions(t *testing.T) {
 		if e.tagged(vm) {
 			t.Fatal("unlocked: tag still there")
 		}
-		want := []string{"grant/success", "grant/success", "revoke/success"}
+		want := []string{"access.grant/success", "access.grant/success", "access.revoke/success"}
 		if got := e.actions(id); !slices.Equal(got, want) {
 			t.Fatalf("audit actions %v, want %v", got, want)
 		}
@@ -137,7 +137,7 @@ func TestDecisions(t *testing.T) {
 		if err := e.write(s, `{"TicketNumber":"`+number+`"}`, `{"TicketNumber":"0000"}`); err != nil || e.tagged(vm) {
 			t.Fatalf("unlock by number: %v", err)
 		}
-		if got := e.actions(""); len(got) == 0 || got[len(got)-1] != "deny/failure" {
+		if got := e.actions(""); len(got) == 0 || got[len(got)-1] != "access.deny/failure" {
 			t.Errorf("unknown number: %v", got)
 		}
 	})
@@ -231,7 +231,7 @@ func TestDecisions(t *testing.T) {
 		if e.tagged(vm) {
 			t.Fatal("reconcile left the tag of an unlocked ticket")
 		}
-		if got := e.actions(id); !slices.Equal(got, []string{"grant/success", "revoke/success"}) {
+		if got := e.actions(id); !slices.Equal(got, []string{"access.grant/success", "access.revoke/success"}) {
 			t.Errorf("audits %v", got)
 		}
 		// A pass with nothing to change audits nothing.
