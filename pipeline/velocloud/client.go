@@ -166,6 +166,8 @@ func Result(err error) string {
 		return ResultCanceled
 	case errors.Is(err, ErrMalformed):
 		return ResultMalformed
+	case errors.Is(err, ErrUnauthorized):
+		return ResultAuth
 	case errors.As(err, &ae):
 		switch {
 		case ae.Status == http.StatusUnauthorized:
@@ -178,29 +180,31 @@ func Result(err error) string {
 			return ResultServer
 		}
 		return ResultClient
-	case errors.Is(err, ErrUnauthorized):
-		return ResultAuth
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return ResultTimeout
 	}
 	return ResultNetwork
 }
 
-// call POSTs params to method and returns the answer's body. With
-// password auth it logs in first when there is no session, and once more
-// when the VCO answers 401 (an expired session), then repeats the request.
-func (c *Client) call(ctx context.Context, method string, params any) ([]byte, error) {
+// call POSTs params to method and hands the answer's body to decode
+// (whose error counts as the request's result). With password auth it
+// logs in first when there is no session, and once more when the VCO
+// answers 401 (an expired session), then repeats the request.
+func (c *Client) call(ctx context.Context, method string, params any, decode func([]byte) error) error {
 	body, err := json.Marshal(params)
 	if err != nil {
-		return nil, fmt.Errorf("vco %s: encode params: %w", method, err)
+		return fmt.Errorf("vco %s: encode params: %w", method, err)
 	}
 	for attempt := 0; ; attempt++ {
 		session, gen, err := c.currentSession(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		start := time.Now()
 		out, err := c.post(ctx, method, body, session)
+		if err == nil {
+			err = decode(out)
+		}
 		if c.cfg.Observe != nil {
 			c.cfg.Observe(method, Result(err), time.Since(start))
 		}
@@ -208,7 +212,7 @@ func (c *Client) call(ctx context.Context, method string, params any) ([]byte, e
 			c.dropSession(gen)
 			continue
 		}
-		return out, err
+		return err
 	}
 }
 
@@ -411,15 +415,14 @@ func (c *Client) GetEnterprise(ctx context.Context, id int64) (EnterpriseInfo, e
 	if id != 0 {
 		params["enterpriseId"] = id
 	}
-	data, err := c.call(ctx, "enterprise/getEnterprise", params)
-	if err != nil {
-		return EnterpriseInfo{}, err
-	}
 	var e EnterpriseInfo
-	if err := json.Unmarshal(data, &e); err != nil || e.ID == 0 {
-		return EnterpriseInfo{}, fmt.Errorf("vco enterprise/getEnterprise: %w: %s", ErrMalformed, snippet(data))
-	}
-	return e, nil
+	err := c.call(ctx, "enterprise/getEnterprise", params, func(data []byte) error {
+		if err := json.Unmarshal(data, &e); err != nil || e.ID == 0 {
+			return fmt.Errorf("vco enterprise/getEnterprise: %w: %s", ErrMalformed, snippet(data))
+		}
+		return nil
+	})
+	return e, err
 }
 
 // ListEnterprises lists the enterprises the caller manages: every
@@ -430,15 +433,14 @@ func (c *Client) ListEnterprises(ctx context.Context, operator bool) ([]Enterpri
 	if operator {
 		method = "network/getNetworkEnterprises"
 	}
-	data, err := c.call(ctx, method, map[string]any{})
-	if err != nil {
-		return nil, err
-	}
 	var out []EnterpriseInfo
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("vco %s: %w: %v", method, ErrMalformed, err)
-	}
-	return out, nil
+	err := c.call(ctx, method, map[string]any{}, func(data []byte) error {
+		if err := json.Unmarshal(data, &out); err != nil {
+			return fmt.Errorf("vco %s: %w: %v", method, ErrMalformed, err)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // EventsPage is one answer of event/getEnterpriseEvents.
@@ -470,10 +472,17 @@ func (c *Client) EnterpriseEvents(ctx context.Context, enterpriseID int64, start
 		params.Filter = map[string]int{"limit": limit}
 	}
 	const method = "event/getEnterpriseEvents"
-	data, err := c.call(ctx, method, params)
-	if err != nil {
-		return EventsPage{}, err
-	}
+	var out EventsPage
+	err := c.call(ctx, method, params, func(data []byte) error {
+		var err error
+		out, err = decodeEvents(method, data, limit)
+		return err
+	})
+	return out, err
+}
+
+// decodeEvents reads an event/getEnterpriseEvents answer.
+func decodeEvents(method string, data []byte, limit int) (EventsPage, error) {
 	t := bytes.TrimLeft(data, " \t\r\n")
 	if len(t) > 0 && t[0] == '[' {
 		var evs []json.RawMessage

@@ -340,3 +340,19 @@ func RandomEvent(r *rand.Rand, ent Enterprise, t time.Time) Event {
 }
 
 func pick[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
+
+// AddEnterprise adds an enterprise (for tests of enterprise discovery).
+func (s *Server) AddEnterprise(e Enterprise) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.LogicalID == "" {
+		e.LogicalID = fmt.Sprintf("%08x-0000-4000-8000-%012x", e.ID, e.ID)
+	}
+	if len(e.Edges) == 0 {
+		e.Edges = []string{"b1-edge1", "b2-edge1"}
+	}
+	s.enterprises = append(s.enterprises, e)
+	if s.store[e.ID] == nil {
+		s.store[e.ID] = &eventLog{}
+	}
+}

@@ -207,14 +207,7 @@ func New(cfg Config) *Server {
 		buckets:  map[string]*bucket{},
 	}
 	for _, e := range cfg.Enterprises {
-		if e.LogicalID == "" {
-			e.LogicalID = fmt.Sprintf("%08x-0000-4000-8000-%012x", e.ID, e.ID)
-		}
-		if len(e.Edges) == 0 {
-			e.Edges = []string{"b1-edge1", "b2-edge1"}
-		}
-		s.enterprises = append(s.enterprises, e)
-		s.store[e.ID] = &eventLog{}
+		s.AddEnterprise(e)
 	}
 	return s
 }
@@ -724,4 +717,11 @@ func (s *Server) allow(p principal) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// ClearFailures drops the failures Fail queued that have not happened.
+func (s *Server) ClearFailures() {
+	s.mu.Lock()
+	s.failures = nil
+	s.mu.Unlock()
 }
