@@ -296,7 +296,7 @@ func TestDedupe(t *testing.T) {
 			cfg := ndjson.Config{Dir: dir, Format: format}
 			s, reg := open(t, cfg)
 			write(t, s, records("Acme", 0, 10))
-			write(t, s, records("Acme", 0, 10))                                  // replay
+			write(t, s, records("Acme", 0, 10))                                     // replay
 			write(t, s, append(records("Acme", 5, 15), records("Acme", 14, 16)...)) // overlap, and a dup inside
 			if got := metric(t, reg, "vpipe_ndjson_duplicates_total"); got != 10+5+1 {
 				t.Errorf("duplicates = %v, want 16", got)
