@@ -7,9 +7,10 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
-	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/vpipe/vpipe/pipeline/jsontext"
 )
 
 // DecodeJSON resets e and fills it from one JSON event as AppendJSON
@@ -97,15 +98,7 @@ func (d *jsonDecoder) decodeEvent() error {
 		return d.errAt(d.i, "", "want JSON object")
 	}
 	d.i++
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member("", n)
-		if kerr != nil {
-			return kerr
-		}
-		if !more {
-			break
-		}
+	if err := d.members("", func(key []byte) (err error) {
 		switch string(key) {
 		case "@timestamp":
 			d.timestamp, err = d.time("@timestamp")
@@ -142,9 +135,9 @@ func (d *jsonDecoder) decodeEvent() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	}); err != nil {
+		return err
 	}
 	d.ws()
 	if d.i != len(d.data) {
@@ -181,17 +174,8 @@ func (d *jsonDecoder) decodeEvent() error {
 }
 
 func (d *jsonDecoder) event() error {
-	const path = "event"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
 	e := d.e
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("event", func(key []byte) (err error) {
 		switch string(key) {
 		case "id":
 			e.ID, err = d.str("event.id")
@@ -216,29 +200,16 @@ func (d *jsonDecoder) event() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // original reads event.original into e.Original, unless
 // vpipe.original_base64 already gave the exact bytes.
 func (d *jsonDecoder) original() error {
-	const path = "event.original"
-	start := d.ws()
-	if d.null() {
-		return nil
-	}
-	raw, slow, err := d.stringValue(path)
-	if err != nil {
+	raw, slow, err := d.stringOrNull("event.original", "want string")
+	if raw == nil || d.haveBase64 {
 		return err
-	}
-	if raw == nil {
-		return d.errAt(start, path, "want string")
-	}
-	if d.haveBase64 {
-		return nil
 	}
 	if slow {
 		d.e.Original = appendUnescaped(d.e.Original[:0], raw)
@@ -249,39 +220,19 @@ func (d *jsonDecoder) original() error {
 }
 
 func (d *jsonDecoder) errorSet() error {
-	const path = "error"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("error", func(key []byte) (err error) {
 		switch string(key) {
 		case "message":
 			d.e.Error, err = d.str("error.message")
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) log() error {
-	const path = "log"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("log", func(key []byte) (err error) {
 		switch string(key) {
 		case "level":
 			d.e.LogLevel, err = d.str("log.level")
@@ -292,56 +243,32 @@ func (d *jsonDecoder) log() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) logSource() error {
-	const path = "log.source"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("log.source", func(key []byte) (err error) {
 		switch string(key) {
 		case "address":
 			d.e.LogSource, err = d.str("log.source.address")
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) syslog() error {
-	const path = "log.syslog"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
 	s := &d.e.Syslog
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("log.syslog", func(key []byte) (err error) {
 		switch string(key) {
 		case "facility":
 			err = d.syslogCode("log.syslog.facility", "log.syslog.facility.code", &s.Facility, &d.haveFacility)
 		case "severity":
 			err = d.syslogCode("log.syslog.severity", "log.syslog.severity.code", &s.Severity, &d.haveSeverity)
 		case "priority":
-			var v uint64
-			v, d.havePriority, err = d.uint("log.syslog.priority", 255)
-			s.Priority = uint8(v)
+			s.Priority, d.havePriority, err = uintField[uint8](d, "log.syslog.priority")
 		case "hostname":
 			s.Hostname, err = d.str("log.syslog.hostname")
 		case "appname":
@@ -357,39 +284,26 @@ func (d *jsonDecoder) syslog() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // syslogCode reads log.syslog.facility or .severity: the code is kept, the
 // name is derived from it when encoding and so is not read.
 func (d *jsonDecoder) syslogCode(path, codePath string, code *uint8, have *bool) error {
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object(path, func(key []byte) (err error) {
 		switch string(key) {
 		case "code":
-			var v uint64
+			var v uint8
 			var ok bool
-			v, ok, err = d.uint(codePath, 255)
-			if ok {
-				*code, *have = uint8(v), true
+			if v, ok, err = uintField[uint8](d, codePath); ok {
+				*code, *have = v, true
 			}
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // syslogVersion reads log.syslog.version, an ECS keyword ("1"); a number
@@ -398,18 +312,15 @@ func (d *jsonDecoder) syslogVersion() error {
 	const path = "log.syslog.version"
 	start := d.ws()
 	if d.i < len(d.data) && d.data[d.i] != '"' {
-		v, _, err := d.uint(path, 255)
-		d.e.Syslog.Version = uint8(v)
+		var err error
+		d.e.Syslog.Version, _, err = uintField[uint8](d, path)
 		return err
 	}
 	raw, slow, err := d.stringValue(path)
 	if err != nil {
 		return err
 	}
-	if slow {
-		d.tmp = appendUnescaped(d.tmp[:0], raw)
-		raw = d.tmp
-	}
+	raw = d.unescape(raw, slow)
 	v, ok := parseUint(raw, 255)
 	if !ok && len(raw) > 0 {
 		return d.errAt(start, path, "want version number 0-255")
@@ -421,23 +332,16 @@ func (d *jsonDecoder) syslogVersion() error {
 // structuredData reads log.syslog.structured_data, appending elements in
 // order; decodeEvent then merges repeated SD-IDs and SD-PARAM names.
 func (d *jsonDecoder) structuredData() error {
-	const path = "log.syslog.structured_data"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
 	s := &d.e.Syslog
-	for n := 0; ; n++ {
-		key, more, err := d.member(path, n)
-		if !more {
-			return err
-		}
+	return d.object("log.syslog.structured_data", func(key []byte) error {
 		id := d.e.Intern(key)
 		params, err := d.sdParams()
 		if err != nil {
 			return err
 		}
 		s.StructuredData = append(s.StructuredData, SDElement{ID: id, Params: params})
-	}
+		return nil
+	})
 }
 
 // sdParams reads one SD-ELEMENT's params into a new slice: the params
@@ -445,63 +349,38 @@ func (d *jsonDecoder) structuredData() error {
 // them to arrays it shares.
 func (d *jsonDecoder) sdParams() ([]SDParam, error) {
 	const path = "log.syslog.structured_data"
-	if ok, err := d.openObject(path); !ok {
-		return nil, err
-	}
 	var buf [16]SDParam
 	params := buf[:0]
-	for n := 0; ; n++ {
-		key, more, err := d.member(path, n)
-		if err != nil {
-			return nil, err
-		}
-		if !more {
-			break
-		}
+	err := d.object(path, func(key []byte) error {
 		name := d.e.Intern(key)
 		d.ws()
 		if d.i < len(d.data) && d.data[d.i] == '[' {
 			d.i++
 			for m := 0; ; m++ {
 				v, ok, more, err := d.arrayScalar(path, m)
-				if err != nil {
-					return nil, err
-				}
 				if !more {
-					break
+					return err
 				}
 				if ok {
 					params = append(params, SDParam{Name: name, Value: v})
 				}
 			}
-			continue
 		}
 		v, ok, err := d.scalar(path)
-		if err != nil {
-			return nil, err
-		}
 		if ok {
 			params = append(params, SDParam{Name: name, Value: v})
 		}
-	}
-	if len(params) == 0 {
-		return nil, nil
+		return err
+	})
+	if err != nil || len(params) == 0 {
+		return nil, err
 	}
 	return append([]SDParam(nil), params...), nil
 }
 
 func (d *jsonDecoder) observer() error {
-	const path = "observer"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
 	o := &d.e.Observer
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("observer", func(key []byte) (err error) {
 		switch string(key) {
 		case "hostname":
 			o.Hostname, err = d.str("observer.hostname")
@@ -516,33 +395,20 @@ func (d *jsonDecoder) observer() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) host() error {
-	const path = "host"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("host", func(key []byte) (err error) {
 		switch string(key) {
 		case "hostname":
 			d.e.Host.Hostname, err = d.str("host.hostname")
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // endpointPaths name the fields of source.* or destination.* in errors.
@@ -555,54 +421,34 @@ var (
 
 // endpoint reads source.* or destination.*.
 func (d *jsonDecoder) endpoint(path *endpointPaths, p *Endpoint) error {
-	if ok, err := d.openObject(path.set); !ok {
-		return err
-	}
-	var err error
-	var ok bool
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path.set, n)
-		if !more {
-			return kerr
-		}
+	return d.object(path.set, func(key []byte) (err error) {
+		var ok bool
 		switch string(key) {
 		case "ip":
 			p.IP, err = d.ip(path.ip, false)
 		case "port":
-			var v uint64
-			v, ok, err = d.uint(path.port, 65535)
-			if ok {
-				p.Port, p.PortValid = uint16(v), true
+			var port uint16
+			if port, ok, err = uintField[uint16](d, path.port); ok {
+				p.Port, p.PortValid = port, true
 			}
 		case "domain":
 			p.Domain, err = d.str(path.domain)
 		case "packets":
-			p.Packets, ok, err = d.uint(path.packets, 1<<64-1)
+			p.Packets, ok, err = uintField[uint64](d, path.packets)
 			p.CountersValid = p.CountersValid || ok
 		case "bytes":
-			p.Bytes, ok, err = d.uint(path.bytes, 1<<64-1)
+			p.Bytes, ok, err = uintField[uint64](d, path.bytes)
 			p.CountersValid = p.CountersValid || ok
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) network() error {
-	const path = "network"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
 	nw := &d.e.Network
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("network", func(key []byte) (err error) {
 		switch string(key) {
 		case "transport":
 			nw.Transport, err = d.str("network.transport")
@@ -615,24 +461,13 @@ func (d *jsonDecoder) network() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) rule() error {
-	const path = "rule"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
 	r := &d.e.Rule
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("rule", func(key []byte) (err error) {
 		switch string(key) {
 		case "id":
 			r.ID, err = d.str("rule.id")
@@ -643,84 +478,53 @@ func (d *jsonDecoder) rule() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) organization() error {
-	const path = "organization"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	o := &d.e.Organization
+	return d.object("organization", func(key []byte) (err error) {
 		switch string(key) {
 		case "id":
-			d.e.Organization.ID, err = d.str("organization.id")
+			o.ID, err = d.str("organization.id")
 		case "name":
-			d.e.Organization.Name, err = d.str("organization.name")
+			o.Name, err = d.str("organization.name")
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) user() error {
-	const path = "user"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	u := &d.e.User
+	return d.object("user", func(key []byte) (err error) {
 		switch string(key) {
 		case "name":
-			d.e.User.Name, err = d.str("user.name")
+			u.Name, err = d.str("user.name")
 		case "domain":
-			d.e.User.Domain, err = d.str("user.domain")
+			u.Domain, err = d.str("user.domain")
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // labels reads the labels object, appending in order; decodeEvent then
 // applies AddLabel's rule to repeated keys.
 func (d *jsonDecoder) labels() error {
 	const path = "labels"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
-	for n := 0; ; n++ {
-		key, more, err := d.member(path, n)
-		if !more {
-			return err
-		}
+	return d.object(path, func(key []byte) error {
 		k := d.e.Intern(key)
 		v, ok, err := d.scalar(path)
-		if err != nil {
-			return err
-		}
 		if ok {
 			d.e.Labels = append(d.e.Labels, Label{Key: k, Value: v})
 			d.labelsChanged = true
 		}
-	}
+		return err
+	})
 }
 
 // dedupeLabels keeps one label per key, at the key's first position, with
@@ -756,17 +560,8 @@ next:
 }
 
 func (d *jsonDecoder) vmware() error {
-	const path = "vmware"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
 	v := &d.e.VMware
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("vmware", func(key []byte) (err error) {
 		switch string(key) {
 		case "nsx":
 			err = d.nsx(&nsxPaths, &v.NSX)
@@ -779,10 +574,8 @@ func (d *jsonDecoder) vmware() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // nsxFieldPaths name the fields of vmware.nsx.* or vmware.nsxv.*; labelKey
@@ -801,24 +594,14 @@ var (
 )
 
 func (d *jsonDecoder) nsx(path *nsxFieldPaths, x *NSX) error {
-	if ok, err := d.openObject(path.set); !ok {
-		return err
-	}
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path.set, n)
-		if !more {
-			return kerr
-		}
+	return d.object(path.set, func(key []byte) (err error) {
 		switch string(key) {
 		case "filter_hash":
 			x.FilterHash, err = d.str(path.filterHash)
 		case "reason":
 			x.Reason, err = d.str(path.reason)
 		case "packet_length":
-			var v uint64
-			v, _, err = d.uint(path.packetLength, 1<<32-1)
-			x.PacketLength = uint32(v)
+			x.PacketLength, _, err = uintField[uint32](d, path.packetLength)
 		case "tcp_flags":
 			x.TCPFlags, err = d.str(path.tcpFlags)
 		case "term_reason":
@@ -827,31 +610,19 @@ func (d *jsonDecoder) nsx(path *nsxFieldPaths, x *NSX) error {
 			x.VRF, err = d.str(path.vrf)
 		case "interface_id":
 			x.InterfaceID, err = d.str(path.iface)
+		case path.labelKey:
+			x.LogLabel, err = d.str(path.label)
 		default:
-			if string(key) == path.labelKey {
-				x.LogLabel, err = d.str(path.label)
-			} else {
-				err = d.skip(0)
-			}
+			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) vcenter() error {
 	const path = "vmware.vcenter"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
 	c := &d.e.VMware.VCenter
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object(path, func(key []byte) (err error) {
 		switch string(key) {
 		case "server":
 			c.Server, err = d.str(path + ".server")
@@ -874,24 +645,14 @@ func (d *jsonDecoder) vcenter() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) vcenterObject() error {
 	const path = "vmware.vcenter.object"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
 	c := &d.e.VMware.VCenter
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object(path, func(key []byte) (err error) {
 		switch string(key) {
 		case "name":
 			c.ObjectName, err = d.str(path + ".name")
@@ -902,24 +663,14 @@ func (d *jsonDecoder) vcenterObject() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *jsonDecoder) velocloud() error {
 	const path = "vmware.velocloud"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
 	v := &d.e.VMware.VeloCloud
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object(path, func(key []byte) (err error) {
 		switch string(key) {
 		case "event_id":
 			v.EventID, _, err = d.int(path + ".event_id")
@@ -946,22 +697,16 @@ func (d *jsonDecoder) velocloud() error {
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // detail reads vmware.velocloud.detail: an object, kept as compact JSON
 // text, or (as the VCO API itself sends it) a string holding one; a string
 // that holds no JSON object goes to DetailRaw.
 func (d *jsonDecoder) detail() error {
-	const path = "vmware.velocloud.detail"
 	v := &d.e.VMware.VeloCloud
 	start := d.ws()
-	if d.null() {
-		return nil
-	}
 	if d.i < len(d.data) && d.data[d.i] == '{' {
 		if err := d.skip(0); err != nil {
 			return err
@@ -969,16 +714,9 @@ func (d *jsonDecoder) detail() error {
 		v.Detail = appendCompact(v.Detail[:0], d.data[start:d.i])
 		return nil
 	}
-	raw, slow, err := d.stringValue(path)
-	if err != nil {
-		return err
-	}
+	raw, err := d.text("vmware.velocloud.detail", "want object")
 	if raw == nil {
-		return d.errAt(start, path, "want object")
-	}
-	if slow {
-		d.tmp = appendUnescaped(d.tmp[:0], raw)
-		raw = d.tmp
+		return err
 	}
 	if out, ok := appendCompactObject(v.Detail[:0], raw); ok {
 		v.Detail = out
@@ -990,26 +728,15 @@ func (d *jsonDecoder) detail() error {
 }
 
 func (d *jsonDecoder) vpipe() error {
-	const path = "vpipe"
-	if ok, err := d.openObject(path); !ok {
-		return err
-	}
-	var err error
-	for n := 0; ; n++ {
-		key, more, kerr := d.member(path, n)
-		if !more {
-			return kerr
-		}
+	return d.object("vpipe", func(key []byte) (err error) {
 		switch string(key) {
 		case "original_base64":
 			err = d.originalBase64()
 		default:
 			err = d.skip(0)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // originalBase64 reads vpipe.original_base64, the exact bytes of an
@@ -1017,19 +744,9 @@ func (d *jsonDecoder) vpipe() error {
 func (d *jsonDecoder) originalBase64() error {
 	const path = "vpipe.original_base64"
 	start := d.ws()
-	if d.null() {
-		return nil
-	}
-	raw, slow, err := d.stringValue(path)
-	if err != nil {
-		return err
-	}
+	raw, err := d.text(path, "want string")
 	if raw == nil {
-		return d.errAt(start, path, "want string")
-	}
-	if slow {
-		d.tmp = appendUnescaped(d.tmp[:0], raw)
-		raw = d.tmp
+		return err
 	}
 	out, err := base64.StdEncoding.AppendDecode(d.e.Original[:0], raw)
 	if err != nil {
@@ -1062,56 +779,59 @@ func (d *jsonDecoder) null() bool {
 	return false
 }
 
-// openObject consumes the '{' of an object field set (true) or a null
-// (false, nil error: the set is absent).
-func (d *jsonDecoder) openObject(path string) (bool, error) {
+// object reads an object field set, or null (the set is absent), as
+// members does.
+func (d *jsonDecoder) object(path string, member func(key []byte) error) error {
 	start := d.ws()
-	if d.i < len(d.data) && d.data[d.i] == '{' {
+	switch {
+	case d.i < len(d.data) && d.data[d.i] == '{':
 		d.i++
-		return true, nil
+	case d.null():
+		return nil
+	default:
+		return d.errAt(start, path, "want object")
 	}
-	if d.null() {
-		return false, nil
-	}
-	return false, d.errAt(start, path, "want object")
+	return d.members(path, member)
 }
 
-// member reads the key and colon of member n of the object being read; more
-// is false (with a nil error) at its closing brace and on error. The key
-// is valid until the next call.
-func (d *jsonDecoder) member(path string, n int) (key []byte, more bool, err error) {
-	d.ws()
-	if d.i >= len(d.data) {
-		return nil, false, d.errAt(d.i, path, "unexpected end of input in object")
-	}
-	if d.data[d.i] == '}' {
-		d.i++
-		return nil, false, nil
-	}
-	if n > 0 {
-		if d.data[d.i] != ',' {
-			return nil, false, d.errAt(d.i, path, "want ',' or '}'")
+// members reads the members of the object whose '{' is consumed, up to its
+// closing brace, calling member with each key (valid until the value is
+// read): member must consume the value, with d.skip for unknown keys, and
+// an error it returns ends the object.
+func (d *jsonDecoder) members(path string, member func(key []byte) error) error {
+	for n := 0; ; n++ {
+		d.ws()
+		if d.i >= len(d.data) {
+			return d.errAt(d.i, path, "unexpected end of input in object")
+		}
+		if d.data[d.i] == '}' {
+			d.i++
+			return nil
+		}
+		if n > 0 {
+			if d.data[d.i] != ',' {
+				return d.errAt(d.i, path, "want ',' or '}'")
+			}
+			d.i++
+			d.ws()
+		}
+		if d.i >= len(d.data) || d.data[d.i] != '"' {
+			return d.errAt(d.i, path, "want member name")
+		}
+		key, slow, err := d.stringValue(path)
+		if err != nil {
+			return err
+		}
+		key = d.unescape(key, slow)
+		d.ws()
+		if d.i >= len(d.data) || d.data[d.i] != ':' {
+			return d.errAt(d.i, path, "want ':'")
 		}
 		d.i++
-		d.ws()
+		if err := member(key); err != nil {
+			return err
+		}
 	}
-	if d.i >= len(d.data) || d.data[d.i] != '"' {
-		return nil, false, d.errAt(d.i, path, "want member name")
-	}
-	key, slow, err := d.stringValue(path)
-	if err != nil {
-		return nil, false, err
-	}
-	if slow {
-		d.tmp = appendUnescaped(d.tmp[:0], key)
-		key = d.tmp
-	}
-	d.ws()
-	if d.i >= len(d.data) || d.data[d.i] != ':' {
-		return nil, false, d.errAt(d.i, path, "want ':'")
-	}
-	d.i++
-	return key, true, nil
 }
 
 // stringValue reads a JSON string at the current offset and returns its
@@ -1156,7 +876,7 @@ func (d *jsonDecoder) stringValue(path string) (raw []byte, slow bool, err error
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if i+6 > len(data) || !isHex4(data[i+2:i+6]) {
+				if _, ok := jsontext.Hex4(data, i+2); !ok {
 					return nil, false, d.errAt(i, path, "invalid \\u escape in string")
 				}
 				i += 6
@@ -1174,27 +894,6 @@ func (d *jsonDecoder) stringValue(path string) (raw []byte, slow bool, err error
 	}
 }
 
-func isHex4(b []byte) bool {
-	for _, c := range b[:4] {
-		if hexValue(c) < 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func hexValue(c byte) rune {
-	switch {
-	case '0' <= c && c <= '9':
-		return rune(c - '0')
-	case 'a' <= c && c <= 'f':
-		return rune(c - 'a' + 10)
-	case 'A' <= c && c <= 'F':
-		return rune(c - 'A' + 10)
-	}
-	return -1
-}
-
 // appendUnescaped appends the content of a JSON string, already checked by
 // stringValue, unescaped, with invalid UTF-8 and unpaired surrogates
 // replaced by U+FFFD as encoding/json does.
@@ -1202,36 +901,17 @@ func appendUnescaped(dst, raw []byte) []byte {
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		if c == '\\' {
-			switch raw[i+1] {
-			case 'b':
-				dst = append(dst, '\b')
-			case 'f':
-				dst = append(dst, '\f')
-			case 'n':
-				dst = append(dst, '\n')
-			case 'r':
-				dst = append(dst, '\r')
-			case 't':
-				dst = append(dst, '\t')
-			case 'u':
-				r := hex4(raw[i+2:])
-				i += 6
-				if utf16.IsSurrogate(r) {
-					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-						if r2 := utf16.DecodeRune(r, hex4(raw[i+2:])); r2 != utf8.RuneError {
-							dst = utf8.AppendRune(dst, r2)
-							i += 6
-							continue
-						}
-					}
-					r = utf8.RuneError
+			// A run of escapes at once, so that jsontext pairs surrogates.
+			j := i
+			for j < len(raw) && raw[j] == '\\' {
+				if raw[j+1] == 'u' {
+					j += 6
+				} else {
+					j += 2
 				}
-				dst = utf8.AppendRune(dst, r)
-				continue
-			default: // '"', '\\', '/'
-				dst = append(dst, raw[i+1])
 			}
-			i += 2
+			dst, _ = jsontext.AppendUnescaped(dst, raw[i:j])
+			i = j
 			continue
 		}
 		if c < utf8.RuneSelf {
@@ -1248,10 +928,6 @@ func appendUnescaped(dst, raw []byte) []byte {
 		i += size
 	}
 	return dst
-}
-
-func hex4(b []byte) rune {
-	return hexValue(b[0])<<12 | hexValue(b[1])<<8 | hexValue(b[2])<<4 | hexValue(b[3])
 }
 
 // intern returns the content of a JSON string as a string in e's scratch
@@ -1275,7 +951,36 @@ func (d *jsonDecoder) intern(raw []byte, slow bool) string {
 	return unsafe.String(&s[0], len(s))
 }
 
-// str reads a string field (null is the empty string).
+// stringOrNull reads a string field's raw content, as stringValue does,
+// or null (raw nil and no error); any other value fails with want.
+func (d *jsonDecoder) stringOrNull(path, want string) (raw []byte, slow bool, err error) {
+	start := d.ws()
+	raw, slow, err = d.stringValue(path)
+	if raw == nil && err == nil && !d.null() {
+		err = d.errAt(start, path, want)
+	}
+	return raw, slow, err
+}
+
+// unescape returns the content raw of a JSON string, unescaped into
+// d.tmp when slow; it is valid until the next use of d.tmp.
+func (d *jsonDecoder) unescape(raw []byte, slow bool) []byte {
+	if !slow {
+		return raw
+	}
+	d.tmp = appendUnescaped(d.tmp[:0], raw)
+	return d.tmp
+}
+
+// text reads a string field as stringOrNull does, its content unescaped
+// (see unescape): raw is nil for null or an error.
+func (d *jsonDecoder) text(path, want string) (raw []byte, err error) {
+	raw, slow, err := d.stringOrNull(path, want)
+	return d.unescape(raw, slow), err
+}
+
+// str reads a string field (null is the empty string). It is stringOrNull
+// and intern written out, a call less on the decoder's hottest path.
 func (d *jsonDecoder) str(path string) (string, error) {
 	start := d.ws()
 	raw, slow, err := d.stringValue(path)
@@ -1396,8 +1101,10 @@ func (d *jsonDecoder) number(path string) (isInt bool, err error) {
 	return isInt, nil
 }
 
-// uint reads an integer field in [0, max]; ok is false for null.
-func (d *jsonDecoder) uint(path string, max uint64) (v uint64, ok bool, err error) {
+// uintField reads an integer field in the range of T; ok is false for
+// null.
+func uintField[T uint8 | uint16 | uint32 | uint64](d *jsonDecoder, path string) (v T, ok bool, err error) {
+	max := uint64(^T(0))
 	start := d.ws()
 	if d.null() {
 		return 0, false, nil
@@ -1409,7 +1116,7 @@ func (d *jsonDecoder) uint(path string, max uint64) (v uint64, ok bool, err erro
 		}
 		if isInt {
 			if v, ok := parseUint(d.data[start:d.i], max); ok {
-				return v, true, nil
+				return T(v), true, nil
 			}
 		}
 	}
@@ -1467,19 +1174,9 @@ func parseUint(b []byte, max uint64) (uint64, bool) {
 // time reads an RFC 3339 timestamp (null is the zero time).
 func (d *jsonDecoder) time(path string) (time.Time, error) {
 	start := d.ws()
-	if d.null() {
-		return time.Time{}, nil
-	}
-	raw, slow, err := d.stringValue(path)
-	if err != nil {
-		return time.Time{}, err
-	}
+	raw, err := d.text(path, "want RFC 3339 time string")
 	if raw == nil {
-		return time.Time{}, d.errAt(start, path, "want RFC 3339 time string")
-	}
-	if slow {
-		d.tmp = appendUnescaped(d.tmp[:0], raw)
-		raw = d.tmp
+		return time.Time{}, err
 	}
 	if len(raw) == 0 {
 		return time.Time{}, d.errAt(start, path, "want RFC 3339 time string")
@@ -1501,9 +1198,6 @@ func (d *jsonDecoder) time(path string) (time.Time, error) {
 // whose first address is kept.
 func (d *jsonDecoder) ip(path string, array bool) (netip.Addr, error) {
 	start := d.ws()
-	if d.null() {
-		return netip.Addr{}, nil
-	}
 	if array && d.i < len(d.data) && d.data[d.i] == '[' {
 		d.i++
 		var first netip.Addr
@@ -1528,19 +1222,9 @@ func (d *jsonDecoder) ip(path string, array bool) (netip.Addr, error) {
 			}
 		}
 	}
-	raw, slow, err := d.stringValue(path)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	if raw == nil {
-		return netip.Addr{}, d.errAt(start, path, "want IP address string")
-	}
-	if slow {
-		d.tmp = appendUnescaped(d.tmp[:0], raw)
-		raw = d.tmp
-	}
+	raw, err := d.text(path, "want IP address string")
 	if len(raw) == 0 {
-		return netip.Addr{}, nil
+		return netip.Addr{}, err
 	}
 	// ParseAddr keeps no reference to its input (a zone is copied into
 	// its unique handle).
