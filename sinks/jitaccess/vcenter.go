@@ -195,3 +195,67 @@ func (v *VCenter) retry(ctx context.Context, fn func() error) error {
 	v.log.Info("vcenter session renewed")
 	return fn()
 }
+
+// VCenterDialer is a Finder that connects on first use, and again after a
+// failed connection, so that a process starts while vCenter is away: the
+// stage then retries (stalls) until it is back. Safe for concurrent use.
+type VCenterDialer struct {
+	cfg VCenterConfig
+	log *slog.Logger
+
+	mu sync.Mutex
+	v  *VCenter
+}
+
+// NewVCenterDialer returns a Finder for cfg that does not connect yet.
+func NewVCenterDialer(cfg VCenterConfig, log *slog.Logger) *VCenterDialer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &VCenterDialer{cfg: cfg, log: log}
+}
+
+func (d *VCenterDialer) get(ctx context.Context) (*VCenter, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.v != nil {
+		return d.v, nil
+	}
+	v, err := DialVCenter(ctx, d.cfg, d.log)
+	if err != nil {
+		return nil, err
+	}
+	d.log.Info("connected to vcenter", "component", "vcenter", "url", d.cfg.URL)
+	d.v = v
+	return v, nil
+}
+
+// ByName implements Finder.
+func (d *VCenterDialer) ByName(ctx context.Context, name string) ([]VM, error) {
+	v, err := d.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return v.ByName(ctx, name)
+}
+
+// ByInstanceUUID implements Finder.
+func (d *VCenterDialer) ByInstanceUUID(ctx context.Context, uuid string) (VM, bool, error) {
+	v, err := d.get(ctx)
+	if err != nil {
+		return VM{}, false, err
+	}
+	return v.ByInstanceUUID(ctx, uuid)
+}
+
+// Logout ends the session, if one was made.
+func (d *VCenterDialer) Logout(ctx context.Context) error {
+	d.mu.Lock()
+	v := d.v
+	d.v = nil
+	d.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	return v.Logout(ctx)
+}
