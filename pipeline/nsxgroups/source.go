@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -146,13 +147,31 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// Deps are what a Source works with.
+type Deps struct {
+	// Lister reads the groups' members. Required.
+	Lister Lister
+	// Publisher publishes the changes. Required.
+	Publisher pipeline.Publisher
+	// OpenCheckpoints opens the checkpoint store (a *checkpoint.Store on
+	// `<prefix>checkpoints`). Run calls it, retrying with backoff, before
+	// its first poll, and closes the store on return when it is an
+	// io.Closer. Required.
+	OpenCheckpoints func(context.Context) (Checkpointer, error)
+	// Metrics may be shared by several sources; nil creates unregistered
+	// metrics.
+	Metrics *Metrics
+	Log     *slog.Logger // nil discards
+}
+
 // Source polls the groups of one NSX Manager. Create it with New, run it
 // with Run; Trigger may be called from any goroutine, before or during Run.
 type Source struct {
 	cfg     Config
 	lister  Lister
 	pub     pipeline.Publisher
-	cp      Checkpointer
+	open    func(context.Context) (Checkpointer, error)
+	cp      Checkpointer // set by Run
 	m       *Metrics
 	log     *slog.Logger
 	now     func() time.Time
@@ -178,18 +197,17 @@ type state struct {
 	Members map[string]string `json:"members"`
 }
 
-// New checks cfg (after defaults) and returns a Source that reads members
-// through l, publishes changes through pub and checkpoints through cp. m
-// may be shared by several sources; nil creates unregistered metrics. log
-// nil discards logs. New does no I/O.
-func New(cfg Config, l Lister, pub pipeline.Publisher, cp Checkpointer, m *Metrics, log *slog.Logger) (*Source, error) {
+// New checks cfg (after defaults) and d and returns a Source. New does
+// no I/O.
+func New(cfg Config, d Deps) (*Source, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("nsx groups source %q: %w", cfg.Name, err)
 	}
-	if l == nil || pub == nil || cp == nil {
-		return nil, fmt.Errorf("nsx groups source %q: lister, publisher and checkpointer are required", cfg.Name)
+	if d.Lister == nil || d.Publisher == nil || d.OpenCheckpoints == nil {
+		return nil, fmt.Errorf("nsx groups source %q: lister, publisher and checkpoints are required", cfg.Name)
 	}
+	m, log := d.Metrics, d.Log
 	if m == nil {
 		m = NewMetrics(nil)
 	}
@@ -197,7 +215,7 @@ func New(cfg Config, l Lister, pub pipeline.Publisher, cp Checkpointer, m *Metri
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Source{
-		cfg: cfg, lister: l, pub: pub, cp: cp, m: m, now: time.Now,
+		cfg: cfg, lister: d.Lister, pub: d.Publisher, open: d.OpenCheckpoints, m: m, now: time.Now,
 		log:    log.With("component", "nsxgroups", "source", cfg.Name),
 		groups: make(map[string]*watch, len(cfg.Groups)),
 	}
@@ -249,6 +267,12 @@ func (s *Source) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("nsx groups source %q: Run called twice", s.cfg.Name)
 	}
+	if !s.openCheckpoints(ctx) {
+		return nil
+	}
+	if c, ok := s.cp.(io.Closer); ok {
+		defer c.Close()
+	}
 	s.log.Info("nsx group watch started", "groups", s.Groups(), "interval", s.cfg.Interval)
 	done := make(chan struct{})
 	for _, w := range s.groups {
@@ -262,6 +286,30 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 	s.log.Info("nsx group watch stopped")
 	return nil
+}
+
+// openCheckpoints opens the checkpoint store, retrying with backoff; it
+// reports false when ctx ended first.
+func (s *Source) openCheckpoints(ctx context.Context) bool {
+	for failures := 0; ; failures++ {
+		cp, err := s.open(ctx)
+		if err == nil {
+			s.cp = cp
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		d := s.backoff(failures)
+		s.log.Warn("open checkpoints failed; retrying", "attempt", failures+1, "backoff", d, "error", err)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 // watch is one group's loop.

@@ -3,6 +3,7 @@ package nsxgroups
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
@@ -93,19 +94,18 @@ type running struct {
 func (h *harness) start(t *testing.T, interval time.Duration, cp func(Checkpointer) Checkpointer) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := checkpoint.Open(ctx, []string{h.addr}, topicCheckpoints)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c Checkpointer = store
-	if cp != nil {
-		c = cp(store)
+	open := func(ctx context.Context) (Checkpointer, error) {
+		store, err := checkpoint.Open(ctx, []string{h.addr}, topicCheckpoints)
+		if err != nil || cp == nil {
+			return store, err
+		}
+		return closing{cp(store), store}, nil
 	}
 	m := NewMetrics(nil)
 	src, err := New(Config{
 		Name: "nsx1", Manager: "nsx.example", Groups: []Group{{ID: quarantine, Name: "Quarantine"}},
 		Interval: interval, MinBackoff: 10 * time.Millisecond,
-	}, PolicyLister(h.client), h.pub, c, m, nil)
+	}, Deps{Lister: PolicyLister(h.client), Publisher: h.pub, OpenCheckpoints: open, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,6 @@ func (h *harness) start(t *testing.T, interval time.Duration, cp func(Checkpoint
 			if err := <-done; err != nil {
 				t.Error(err)
 			}
-			store.Close()
 		}
 	}
 	t.Cleanup(stop)
@@ -264,6 +263,12 @@ func TestSourceJoinLeaveRestart(t *testing.T) {
 	}
 }
 
+// closing is a wrapped store that Run closes.
+type closing struct {
+	Checkpointer
+	io.Closer
+}
+
 // failingPut fails the first n Puts, as a crash between publishing the
 // changes and checkpointing them would.
 type failingPut struct {
@@ -312,7 +317,7 @@ func TestSourceConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.cfg, l, noPublisher{}, noCheckpoints{}, nil, nil)
+			_, err := New(tt.cfg, Deps{Lister: l, Publisher: noPublisher{}, OpenCheckpoints: func(context.Context) (Checkpointer, error) { return nil, nil }})
 			if (err == nil) != tt.ok {
 				t.Fatalf("err = %v, want ok %t", err, tt.ok)
 			}
@@ -325,11 +330,6 @@ type noPublisher struct{}
 func (noPublisher) Publish(context.Context, *pipeline.Event, func(error)) error {
 	return errors.New("not used")
 }
-
-type noCheckpoints struct{}
-
-func (noCheckpoints) Get(string) ([]byte, bool)                 { return nil, false }
-func (noCheckpoints) Put(context.Context, string, []byte) error { return nil }
 
 func TestParsePolicyPath(t *testing.T) {
 	tests := []struct {

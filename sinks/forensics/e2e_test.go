@@ -108,14 +108,13 @@ func TestQuarantineEndToEnd(t *testing.T) {
 
 	start := func() *pipelineUnderTest {
 		ctx, cancel := context.WithCancel(context.Background())
-		store, err := checkpoint.Open(ctx, []string{addr}, "vpipe.checkpoints")
-		if err != nil {
-			t.Fatal(err)
-		}
 		src, err := nsxgroups.New(nsxgroups.Config{
 			Name: "nsx1", Manager: "nsx.example", Groups: []nsxgroups.Group{{ID: group, Name: "Quarantine"}},
 			Interval: 100 * time.Millisecond,
-		}, nsxgroups.PolicyLister(nc), pub, store, nil, nil)
+		}, nsxgroups.Deps{Lister: nsxgroups.PolicyLister(nc), Publisher: pub,
+			OpenCheckpoints: func(ctx context.Context) (nsxgroups.Checkpointer, error) {
+				return checkpoint.Open(ctx, []string{addr}, "vpipe.checkpoints")
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +145,6 @@ func TestQuarantineEndToEnd(t *testing.T) {
 			once.Do(func() {
 				cancel()
 				wg.Wait()
-				store.Close()
 			})
 		}
 		t.Cleanup(stop)

@@ -244,6 +244,9 @@ func (s *Sink) join(ctx context.Context, ep *episode) error {
 		var r Result
 		if ongoing {
 			r = Result{Detail: fmt.Sprintf("VM %s is already quarantined by group %s (its mirror session lists the group): no second snapshot", vm.Name, ep.cause.groupName())}
+			if snap := groupSnapshot(vm, m.Group); snap != nil {
+				r.Ref = snap.Snapshot.Value
+			}
 		} else {
 			r, err = timed(s, ActionSnapshotCreate, func() (Result, error) { return s.vc.Snapshot(ctx, vm, ep.cause, *opt) })
 			if err != nil && !errors.Is(err, pipeline.ErrPermanent) {

@@ -226,6 +226,18 @@ func findSnapshot(vm *VM, c Cause) *types.VirtualMachineSnapshotTree {
 	return nil
 }
 
+// groupSnapshot returns vm's latest vpipe snapshot for group, or nil.
+func groupSnapshot(vm *VM, group string) *types.VirtualMachineSnapshotTree {
+	var last *types.VirtualMachineSnapshotTree
+	for i := range vm.Snapshots {
+		s := &vm.Snapshots[i]
+		if IsVpipeSnapshot(s) && markerValue(s.Description, markerGroup) == group && (last == nil || s.CreateTime.After(last.CreateTime)) {
+			last = s
+		}
+	}
+	return last
+}
+
 // markerValue returns the rest of the line that starts with marker in
 // text, or "".
 func markerValue(text, marker string) string {
