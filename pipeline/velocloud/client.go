@@ -327,7 +327,12 @@ func (c *Client) post(ctx context.Context, method string, body []byte, session s
 		return nil, fmt.Errorf("vco %s: %w", method, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1))
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n <= c.cfg.MaxBodyBytes {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1))
+	data := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("vco %s: read answer: %w", method, err)
 	}
@@ -481,35 +486,218 @@ func (c *Client) EnterpriseEvents(ctx context.Context, enterpriseID int64, start
 	return out, err
 }
 
-// decodeEvents reads an event/getEnterpriseEvents answer.
+// decodeEvents reads an event/getEnterpriseEvents answer. It splits the
+// data array in one pass without decoding the events (ParseEvent does
+// that); metaData is decoded with encoding/json.
 func decodeEvents(method string, data []byte, limit int) (EventsPage, error) {
-	t := bytes.TrimLeft(data, " \t\r\n")
-	if len(t) > 0 && t[0] == '[' {
-		var evs []json.RawMessage
-		if err := json.Unmarshal(t, &evs); err != nil {
-			return EventsPage{}, fmt.Errorf("vco %s: %w: %v", method, ErrMalformed, err)
+	bad := func(format string, args ...any) (EventsPage, error) {
+		return EventsPage{}, fmt.Errorf("vco %s: %w: %s", method, ErrMalformed, fmt.Sprintf(format, args...))
+	}
+	s := jsonScanner{b: data}
+	s.ws()
+	if s.peek() == '[' {
+		evs, err := s.array()
+		if err != nil {
+			return bad("%v", err)
+		}
+		if s.ws(); s.i != len(data) {
+			return bad("data after the array at byte %d", s.i)
 		}
 		return EventsPage{Events: evs, More: limit > 0 && len(evs) >= limit, Limit: limit}, nil
 	}
-	var page struct {
-		MetaData *struct {
-			Limit int  `json:"limit"`
-			More  bool `json:"more"`
-		} `json:"metaData"`
-		Data []json.RawMessage `json:"data"`
+	if s.peek() != '{' {
+		return bad("want an object at byte %d", s.i)
 	}
-	if err := json.Unmarshal(t, &page); err != nil {
-		return EventsPage{}, fmt.Errorf("vco %s: %w: %v", method, ErrMalformed, err)
-	}
-	if page.Data == nil && page.MetaData == nil {
-		return EventsPage{}, fmt.Errorf("vco %s: %w: no data member: %s", method, ErrMalformed, snippet(data))
-	}
-	out := EventsPage{Events: page.Data, Limit: limit}
-	if page.MetaData != nil {
-		out.More = page.MetaData.More
-		if page.MetaData.Limit > 0 {
-			out.Limit = page.MetaData.Limit
+	s.i++
+	out := EventsPage{Limit: limit}
+	var haveData, haveMeta bool
+	for {
+		s.ws()
+		if s.peek() == '}' && !haveData && !haveMeta {
+			s.i++
+			break
 		}
+		key, err := s.str()
+		if err != nil {
+			return bad("%v", err)
+		}
+		if s.ws(); s.peek() != ':' {
+			return bad("want ':' at byte %d", s.i)
+		}
+		s.i++
+		s.ws()
+		switch string(key) {
+		case `"data"`:
+			if s.peek() == 'n' {
+				if _, err := s.value(); err != nil {
+					return bad("%v", err)
+				}
+				break
+			}
+			if out.Events, err = s.array(); err != nil {
+				return bad("data: %v", err)
+			}
+			haveData = true
+		case `"metaData"`:
+			v, err := s.value()
+			if err != nil {
+				return bad("metaData: %v", err)
+			}
+			var md struct {
+				Limit int  `json:"limit"`
+				More  bool `json:"more"`
+			}
+			if err := json.Unmarshal(v, &md); err != nil {
+				return bad("metaData: %v", err)
+			}
+			out.More = md.More
+			if md.Limit > 0 {
+				out.Limit = md.Limit
+			}
+			haveMeta = true
+		default:
+			if _, err := s.value(); err != nil {
+				return bad("%v", err)
+			}
+		}
+		s.ws()
+		if s.peek() == ',' {
+			s.i++
+			continue
+		}
+		if s.peek() != '}' {
+			return bad("want ',' or '}' at byte %d", s.i)
+		}
+		s.i++
+		break
+	}
+	if s.ws(); s.i != len(data) {
+		return bad("data after the object at byte %d", s.i)
+	}
+	if !haveData && !haveMeta {
+		return bad("no data member: %s", snippet(data))
 	}
 	return out, nil
+}
+
+// jsonScanner finds the extent of JSON values without decoding them. It
+// checks structure (nesting, strings, where values and separators go),
+// not the spelling of numbers and literals: the events are parsed
+// properly later.
+type jsonScanner struct {
+	b []byte
+	i int
+}
+
+func (s *jsonScanner) peek() byte {
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+func (s *jsonScanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\r', '\n':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// str returns the string at s.i, quotes included.
+func (s *jsonScanner) str() ([]byte, error) {
+	if s.peek() != '"' {
+		return nil, fmt.Errorf("want a string at byte %d", s.i)
+	}
+	start := s.i
+	for s.i++; s.i < len(s.b); s.i++ {
+		switch s.b[s.i] {
+		case '\\':
+			s.i++
+		case '"':
+			s.i++
+			return s.b[start:s.i], nil
+		}
+	}
+	return nil, fmt.Errorf("unterminated string at byte %d", start)
+}
+
+// value returns the value at s.i.
+func (s *jsonScanner) value() ([]byte, error) {
+	start := s.i
+	switch c := s.peek(); c {
+	case '"':
+		return s.str()
+	case '{', '[':
+		depth := 0
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case '"':
+				if _, err := s.str(); err != nil {
+					return nil, err
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					s.i++
+					return s.b[start:s.i], nil
+				}
+			}
+			s.i++
+		}
+		return nil, fmt.Errorf("unterminated %c at byte %d", c, start)
+	case 0:
+		return nil, fmt.Errorf("want a value at byte %d (end of answer)", s.i)
+	}
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			if s.i == start {
+				return nil, fmt.Errorf("want a value at byte %d", s.i)
+			}
+			return s.b[start:s.i], nil
+		case '"', '{', '[', ':':
+			return nil, fmt.Errorf("unexpected %q at byte %d", s.b[s.i], s.i)
+		}
+		s.i++
+	}
+	return s.b[start:s.i], nil
+}
+
+// array returns the elements of the array at s.i.
+func (s *jsonScanner) array() ([]json.RawMessage, error) {
+	if s.peek() != '[' {
+		return nil, fmt.Errorf("want an array at byte %d", s.i)
+	}
+	s.i++
+	out := make([]json.RawMessage, 0, 64)
+	s.ws()
+	if s.peek() == ']' {
+		s.i++
+		return out, nil
+	}
+	for {
+		s.ws()
+		v, err := s.value()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+		s.ws()
+		switch s.peek() {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return out, nil
+		default:
+			return nil, fmt.Errorf("want ',' or ']' at byte %d", s.i)
+		}
+	}
 }

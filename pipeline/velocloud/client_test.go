@@ -209,3 +209,59 @@ func TestClientEnterprises(t *testing.T) {
 		t.Error("username without password accepted")
 	}
 }
+
+// TestClientAnswers: answer bodies the client accepts, and the broken
+// ones it reports as malformed (never as an empty page).
+func TestClientAnswers(t *testing.T) {
+	ev := `{"id": 1, "eventTime": "2021-10-23T06:48:57.000Z", "message": "a ] } \" [ {", "detail": "{\"k\": [1]}"}`
+	tests := []struct {
+		name   string
+		body   string
+		events int
+		more   bool
+		ok     bool
+	}{
+		{"documented", `{"metaData": {"limit": 2048, "more": false}, "data": [` + ev + `, ` + ev + `]}`, 2, false, true},
+		{"more", `{"metaData":{"limit":1,"more":true},"data":[` + ev + `]}`, 1, true, true},
+		{"pretty", "{\n  \"data\": [\n    " + ev + "\n  ],\n  \"metaData\": {\"more\": false}\n}\n", 1, false, true},
+		{"extra members", `{"metaData":{"more":false},"nextPageLink":null,"data":[],"x":{"y":[1,2]}}`, 0, false, true},
+		{"bare array", `[` + ev + `]`, 1, false, true},
+		{"empty array", `[]`, 0, false, true},
+		{"null data", `{"metaData":{"more":false},"data":null}`, 0, false, true},
+		{"truncated", `{"metaData":{"more":false},"data":[` + ev[:30], 0, false, false},
+		{"truncated string", `{"data":["abc`, 0, false, false},
+		{"no data", `{"result": 1}`, 0, false, false},
+		{"empty object", `{}`, 0, false, false},
+		{"not json", `<html>502 Bad Gateway</html>`, 0, false, false},
+		{"empty", ``, 0, false, false},
+		{"trailing garbage", `{"data":[]} x`, 0, false, false},
+		{"bad metaData", `{"metaData":{"more":"yes"},"data":[]}`, 0, false, false},
+		{"missing comma", `{"data":[1 2]}`, 0, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			page, err := client(t, srv.URL, velocloud.Auth{Token: "x"}, time.Second).EnterpriseEvents(context.Background(), 1, time.Now(), time.Now(), 0)
+			if !tc.ok {
+				if !errors.Is(err, velocloud.ErrMalformed) {
+					t.Fatalf("err = %v, want malformed", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Events) != tc.events || page.More != tc.more {
+				t.Errorf("%d events, more %v; want %d, %v", len(page.Events), page.More, tc.events, tc.more)
+			}
+			for _, e := range page.Events {
+				if !json.Valid(e) {
+					t.Errorf("event %s is not one JSON value", e)
+				}
+			}
+		})
+	}
+}
