@@ -220,8 +220,8 @@ func TestSourceNormalises(t *testing.T) {
 		eventType, objName, objRef, objType, tag, user, dc string
 	}
 	wants := map[string]want{
-		"com.vmware.cis.tagging.attach": {"com.vmware.cis.tagging.attach", "DC0_H0_VM0", "", "", "prod", "alice", ""},
-		"vim.event.VmPoweredOnEvent":    {"vim.event.VmPoweredOnEvent", "DC0_H0_VM0", "vm-55", "VirtualMachine", "", "bob", "DC0"},
+		"com.vmware.cis.tagging.attach":     {"com.vmware.cis.tagging.attach", "DC0_H0_VM0", "", "", "prod", "alice", ""},
+		"vim.event.VmPoweredOnEvent":        {"vim.event.VmPoweredOnEvent", "DC0_H0_VM0", "vm-55", "VirtualMachine", "", "bob", "DC0"},
 		"vim.event.HostConnectionLostEvent": {"vim.event.HostConnectionLostEvent", "DC0_H0", "host-21", "HostSystem", "", "", "DC0"},
 	}
 	ids := map[string]bool{}
