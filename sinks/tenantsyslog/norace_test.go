@@ -1,0 +1,5 @@
+//go:build !race
+
+package tenantsyslog_test
+
+const raceEnabled = false

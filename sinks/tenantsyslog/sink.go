@@ -1,0 +1,620 @@
+// Package tenantsyslog is the sink of the tenant-forward stage: it sends
+// each firewall event to the syslog destinations of the tenant its log
+// label resolves to (pipeline/tenants), and only to them.
+//
+// # Destinations
+//
+// UDP (RFC 5426), TCP (RFC 6587) and TLS (RFC 5425) with a CA, a client
+// certificate and a server name; messages in RFC 5424 with an SD-ELEMENT of
+// the parsed fields, RFC 3164, or the event's JSON; octet-counting or
+// newline framing; per-destination rate limit; reconnection with
+// exponential backoff.
+//
+// # Isolation and parking
+//
+// Every destination has its own bounded queue and sender goroutine. Write
+// queues each destination's events at once and waits, at most
+// Config.DeliverTimeout, for the senders. A destination that is down,
+// whose queue is full, or that has not sent its events by then is
+// switched to parking: its unsent events, and its new ones from then on,
+// go to the parked topic (keyed by tenant, acks=all), so Write returns
+// after at most DeliverTimeout whatever one tenant's endpoint does, and
+// the stage commits offsets without losing anything.
+//
+// The Replayer consumes the parked topic (its own consumer group) and
+// sends parked events to their destination in order once it is up. A
+// destination that is down or slow during replay does not hold up the
+// others sharing its partition: the replayer remembers where that
+// destination's parked events start, goes on with the others, and reads
+// that destination's part again with its own reader when it is back
+// (committing no further than that point meanwhile).
+//
+// A parking destination goes live again only after the replay has sent
+// every event it parked (in this process: exactly; across processes: once
+// the replay group committed past its last parked record), so a tenant
+// receives its events in the order they were parked. While the replay is
+// about to finish, new events are held in the queue (draining) rather
+// than parked; if the replay does not finish within DeliverTimeout they
+// are parked after all and the next attempt waits longer.
+//
+// # Delivery
+//
+// Delivered means written to the socket, as for any syslog sender; an
+// event written just before an endpoint dies may be lost in its kernel
+// buffers, and TCP cannot tell (RELP could). Events parked while their
+// write was still in progress may arrive twice (vpipe_tenant_resent_total);
+// after a crash, events between the last commit and the crash are sent
+// again (at-least-once).
+package tenantsyslog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/vpipe/vpipe/parsers/syslog"
+	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/stage"
+	"github.com/vpipe/vpipe/pipeline/tenants"
+)
+
+// Unknown-label policies (Config.Unknown).
+const (
+	UnknownDrop     = "drop"      // count and commit
+	UnknownCatchAll = "catch_all" // send to Config.CatchAll
+)
+
+// Config configures a Sink and its Replayer. Zero values take the
+// defaults named.
+type Config struct {
+	// Brokers is the Kafka bootstrap list. Required.
+	Brokers []string
+	// ParkedTopic is the parked topic, with its prefix ("vpipe.parked").
+	// Required.
+	ParkedTopic string
+	// ReplayGroupID is the replayer's consumer group (default
+	// "vpipe-tenant-forward-replay").
+	ReplayGroupID string
+	// QueueSize bounds each destination's queue (default 4096 events).
+	QueueSize int
+	// DeliverTimeout is the longest Write waits for destinations before
+	// parking what they have not sent (default 1s). StallTimeout ends the
+	// wait for one destination early: one whose sender has been blocked
+	// this long in a write, a connection attempt or the rate limit is
+	// slow, and its events are parked (default 100ms).
+	DeliverTimeout time.Duration
+	StallTimeout   time.Duration
+	// Unknown is UnknownDrop (default) or UnknownCatchAll.
+	Unknown string
+	// CatchAll are the provider's destinations for what resolves to no
+	// tenant destination.
+	CatchAll []tenants.Destination
+	// ReplayBatchSize is the most parked records the replayer handles at
+	// once (default 500); ReplayTimeout how long it waits for a destination
+	// before leaving its events to a catch-up reader (default 1s).
+	ReplayBatchSize int
+	ReplayTimeout   time.Duration
+	// WatchInterval is how often a destination waiting for another
+	// process's replay checks its progress (default 1s).
+	WatchInterval time.Duration
+	// Transport, if set, carries the parked topic's produce requests
+	// (TLS, SASL); Dialer the replayer's.
+	Transport kafka.RoundTripper
+	Dialer    *kafka.Dialer
+}
+
+func (c *Config) setDefaults() {
+	if c.ReplayGroupID == "" {
+		c.ReplayGroupID = "vpipe-tenant-forward-replay"
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 4096
+	}
+	if c.DeliverTimeout <= 0 {
+		c.DeliverTimeout = time.Second
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 100 * time.Millisecond
+	}
+	if c.Unknown == "" {
+		c.Unknown = UnknownDrop
+	}
+	if c.ReplayBatchSize <= 0 {
+		c.ReplayBatchSize = 500
+	}
+	if c.ReplayTimeout <= 0 {
+		c.ReplayTimeout = time.Second
+	}
+	if c.WatchInterval <= 0 {
+		c.WatchInterval = time.Second
+	}
+}
+
+// snapshot is what Write routes with: a registry and the routes of its
+// tenants. Immutable once published.
+type snapshot struct {
+	reg      *tenants.Registry
+	routes   [][]*route        // by tenant index
+	catchAll []*route          // nil unless Unknown is catch_all
+	byKey    map[string]*route // tenant + "\x00" + destination, catch-all included
+}
+
+func (s *snapshot) route(tenant, dest string) *route { return s.byKey[tenant+"\x00"+dest] }
+
+// Sink implements stage.Sink for the tenant-forward stage. Create it with
+// New, give it tenants with SetRegistry, and Close it after the stage
+// runners stopped.
+type Sink struct {
+	cfg    Config
+	m      *Metrics
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex // SetRegistry and Close
+	snap     atomic.Pointer[snapshot]
+	parker   *parker
+	watching sync.WaitGroup
+	closed   bool
+
+	unresolved [5][2]prometheus.Counter // by reason, result
+
+	// Owned by Write (the runner calls it from one goroutine at a time).
+	envelope *syslog.Parser
+	scratch  pipeline.Event
+	items    []*item
+	touched  []*route
+	waits    []routeWait
+	park     []*item
+	redo     map[recordKey]bool
+}
+
+type recordKey struct {
+	topic     string
+	partition int
+	offset    int64
+}
+
+// New returns a sink with an empty registry (every event unresolved until
+// SetRegistry) and starts its catch-all senders. m nil creates unregistered
+// metrics; log nil discards. The caller must Close it.
+func New(cfg Config, m *Metrics, log *slog.Logger) (*Sink, error) {
+	cfg.setDefaults()
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("tenant-forward sink: no brokers")
+	}
+	if cfg.ParkedTopic == "" {
+		return nil, errors.New("tenant-forward sink: no parked topic")
+	}
+	if cfg.Unknown != UnknownDrop && cfg.Unknown != UnknownCatchAll {
+		return nil, fmt.Errorf("tenant-forward sink: unknown %q: want drop or catch_all", cfg.Unknown)
+	}
+	if cfg.Unknown == UnknownCatchAll && len(cfg.CatchAll) == 0 {
+		return nil, errors.New("tenant-forward sink: unknown is catch_all but no catch-all destination")
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{
+		cfg: cfg, m: m, log: log.With("component", "tenant-forward"),
+		parker:   newParker(cfg.Brokers, cfg.ParkedTopic, cfg.Transport),
+		envelope: syslog.NewParser(syslog.Options{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	reasons := []string{ReasonNoLabel, ReasonUnknown, ReasonAmbiguous, ReasonNoDestination, ReasonRemoved}
+	for i, r := range reasons {
+		s.unresolved[i][0] = m.unresolved.WithLabelValues(r, ResultCatchAll)
+		s.unresolved[i][1] = m.unresolved.WithLabelValues(r, ResultDropped)
+	}
+	empty, _ := tenants.Build(nil)
+	if err := s.SetRegistry(empty); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.watching.Add(1)
+	go s.watch()
+	return s, nil
+}
+
+// SetRegistry makes reg the registry Write resolves with. Destinations
+// that did not change keep their sender, queue and parking state; new ones
+// start; removed ones stop (what they had queued is parked by its writer
+// and later replayed to the catch-all or dropped, counted as removed). A
+// destination whose settings changed is replaced and inherits its parking
+// state. It is safe to call concurrently with Write. A destination that
+// cannot be set up (unreadable TLS files) is logged and left out: its
+// events resolve to no destination.
+func (s *Sink) SetRegistry(reg *tenants.Registry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("tenant-forward sink: closed")
+	}
+	old := s.snap.Load()
+	next := &snapshot{reg: reg, routes: make([][]*route, reg.Len()), byKey: map[string]*route{}}
+	keep := map[*route]bool{}
+	get := func(tenant, name string, d tenants.Destination) *route {
+		key := tenant + "\x00" + d.Name
+		var prev *route
+		if old != nil {
+			prev = old.byKey[key]
+		}
+		if prev != nil && prev.dest == d && prev.f.tenantName == name {
+			keep[prev] = true
+			next.byKey[key] = prev
+			return prev
+		}
+		r, err := newRoute(s.ctx, tenant, name, d, s.cfg.QueueSize, s.m, s.log)
+		if err != nil {
+			s.log.Error("destination not started; its events resolve to no destination", "tenant", tenant, "destination", d.Name, "error", err)
+			return nil
+		}
+		if prev != nil {
+			r.inherit(prev)
+		}
+		next.byKey[key] = r
+		return r
+	}
+	for i := 0; i < reg.Len(); i++ {
+		t := reg.Tenant(i)
+		for _, d := range t.Destinations {
+			if r := get(t.ID, t.Name, d); r != nil {
+				next.routes[i] = append(next.routes[i], r)
+			}
+		}
+	}
+	if s.cfg.Unknown == UnknownCatchAll {
+		for _, d := range s.cfg.CatchAll {
+			if r := get(tenants.CatchAllID, "", d); r != nil {
+				next.catchAll = append(next.catchAll, r)
+			}
+		}
+	}
+	s.snap.Store(next)
+	if old != nil {
+		for _, r := range old.byKey {
+			if !keep[r] {
+				r.stop()
+				if next.byKey[r.key] == nil {
+					s.m.forget(r.tenant, r.dest.Name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Write sends each event of batch to its tenant's destinations (or the
+// catch-all, or counts it as dropped), then waits for the destinations,
+// at most DeliverTimeout, and parks what they have not sent. It returns
+// nil once every event is sent, parked or counted; an error (retryable)
+// when the parked topic cannot be written, after which the runner calls
+// it again with the same batch and the events already sent or parked are
+// skipped. Write keeps nothing of batch.
+func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	snap := s.snap.Load()
+	now := time.Now()
+	items, touched := s.items[:0], s.touched[:0]
+	for i := range batch {
+		rec := &batch[i]
+		if s.redo != nil && s.redo[recordKey{rec.Msg.Topic, rec.Msg.Partition, rec.Msg.Offset}] {
+			continue
+		}
+		ev := rec.Event
+		routes := s.routesFor(snap, ev)
+		var msg []byte
+		needMsg := true
+		for _, r := range routes {
+			if needMsg && r.f.format != FormatJSON {
+				msg, needMsg = s.message(ev), false
+			}
+			if len(r.batch) == 0 {
+				touched = append(touched, r)
+				r.ww = newWaiter()
+			}
+			it := newItem(r, r.ww)
+			it.rec = i
+			var cut bool
+			it.msg, cut = r.f.appendMessage(it.msg, ev, msg)
+			if cut {
+				r.m.truncated.Inc()
+			}
+			it.eventID = append(it.eventID, ev.ID...)
+			r.batch = append(r.batch, it)
+			items = append(items, it)
+		}
+	}
+	for _, r := range touched {
+		mode := r.admit(now)
+		r.wmode, r.wqueued, r.wlate = mode, false, false
+		if mode != modeParking {
+			r.ww.add(len(r.batch))
+			if r.wqueued = r.enqueueLive(r.batch, mode); !r.wqueued {
+				r.ww.n.Add(-int64(len(r.batch)))
+			}
+		}
+		if !r.wqueued {
+			for _, it := range r.batch {
+				it.state.Store(stClaimed)
+			}
+		}
+		r.ww.finish()
+		clear(r.batch)
+		r.batch = r.batch[:0]
+	}
+	waits := s.waits[:0]
+	for _, r := range touched {
+		if r.wqueued {
+			waits = append(waits, routeWait{r, r.ww})
+		}
+	}
+	waitRoutes(ctx, waits, now.Add(s.cfg.DeliverTimeout), s.cfg.StallTimeout)
+	clear(waits)
+	s.waits = waits[:0]
+
+	park := s.park[:0]
+	for _, it := range items {
+		if !settle(it) {
+			park = append(park, it)
+			it.r.wlate = true
+		}
+	}
+	for _, r := range touched {
+		if r.wlate {
+			r.mu.Lock()
+			r.toParking()
+			r.mu.Unlock()
+		}
+		if r.wmode == modeDraining {
+			r.drained(!r.wlate, now)
+		}
+	}
+	var err error
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	} else if len(park) > 0 {
+		if err = s.parker.park(ctx, park); err != nil {
+			s.m.parkErrs.Inc()
+		}
+		for _, it := range park {
+			if it.parked {
+				it.r.noteParked(it.parkPart, it.parkOff)
+				it.r.m.parked.Inc()
+			}
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		s.rememberDone(batch, items)
+	} else {
+		s.redo = nil
+	}
+	for _, it := range items {
+		it.release()
+	}
+	clear(items)
+	clear(touched)
+	clear(park)
+	s.items, s.touched, s.park = items[:0], touched[:0], park[:0]
+	return err
+}
+
+// settle decides an item after the wait: true when it was sent; false
+// when it must be parked (taking it back from the queue, or abandoning a
+// write still in progress).
+func settle(it *item) bool {
+	for {
+		switch it.state.Load() {
+		case stSent:
+			return true
+		case stQueued:
+			if it.claim() {
+				return false
+			}
+		case stTaken:
+			if it.state.CompareAndSwap(stTaken, stAbandoned) {
+				return false
+			}
+		default: // failed, claimed, abandoned
+			return false
+		}
+	}
+}
+
+// routeWait is a route with a waiter for some of its items.
+type routeWait struct {
+	r *route
+	w *waiter
+}
+
+// waitRoutes waits for the items of each route until deadline, giving up
+// early on a route whose sender has been blocked for stall (a slow or
+// unreachable endpoint): its unsent items are then parked, or left to a
+// catch-up, and the batch does not wait for it.
+func waitRoutes(ctx context.Context, waits []routeWait, deadline time.Time, stall time.Duration) {
+	poll := max(stall/4, 5*time.Millisecond)
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for _, rw := range waits {
+	wait:
+		for {
+			select {
+			case <-rw.w.done:
+				break wait
+			default:
+			}
+			now := time.Now()
+			if !now.Before(deadline) || ctx.Err() != nil {
+				return
+			}
+			if rw.r.stalled(now, stall) {
+				break wait
+			}
+			d := min(deadline.Sub(now), poll)
+			if t == nil {
+				t = time.NewTimer(d)
+			} else {
+				t.Reset(d)
+			}
+			select {
+			case <-rw.w.done:
+				break wait
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// rememberDone records which records of a failed Write were fully handled
+// (every item sent or parked), so that the retry skips them.
+func (s *Sink) rememberDone(batch []stage.Record, items []*item) {
+	pending := map[int]bool{}
+	for _, it := range items {
+		if it.state.Load() != stSent && !it.parked {
+			pending[it.rec] = true
+		}
+	}
+	redo := s.redo
+	if redo == nil {
+		redo = map[recordKey]bool{}
+	}
+	for i := range batch {
+		if !pending[i] {
+			m := &batch[i].Msg
+			redo[recordKey{m.Topic, m.Partition, m.Offset}] = true
+		}
+	}
+	s.redo = redo
+}
+
+// routesFor resolves ev to its destinations, counting unresolved events.
+func (s *Sink) routesFor(snap *snapshot, ev *pipeline.Event) []*route {
+	idx, res := snap.reg.Resolve(ev.Dataset, ev.TenantLabel())
+	var reason int
+	switch res {
+	case tenants.Resolved:
+		if rs := snap.routes[idx]; len(rs) > 0 {
+			return rs
+		}
+		reason = 3 // no_destination
+	case tenants.NoLabel:
+		reason = 0
+	case tenants.Unknown:
+		reason = 1
+	default:
+		reason = 2 // ambiguous
+	}
+	return s.unresolvedRoutes(snap, reason)
+}
+
+// unresolvedRoutes counts an unresolved event by reason (an index into
+// the reasons of New) and returns the catch-all routes, if any.
+func (s *Sink) unresolvedRoutes(snap *snapshot, reason int) []*route {
+	if len(snap.catchAll) > 0 {
+		s.unresolved[reason][0].Inc()
+		return snap.catchAll
+	}
+	s.unresolved[reason][1].Inc()
+	return nil
+}
+
+// message returns the syslog MSG part of ev.Original, parsing a copy of
+// the record's envelope (the runner's event must not be modified).
+func (s *Sink) message(ev *pipeline.Event) []byte {
+	sc := &s.scratch
+	sc.Reset()
+	sc.Original = append(sc.Original, ev.Original...)
+	return s.envelope.Parse(sc)
+}
+
+// watch lets routes that wait for the replay of another process learn
+// its progress from the replay group's committed offsets.
+func (s *Sink) watch() {
+	defer s.watching.Done()
+	t := time.NewTicker(s.cfg.WatchInterval)
+	defer t.Stop()
+	client := &kafka.Client{Addr: kafka.TCP(s.cfg.Brokers...), Transport: s.cfg.Transport}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		snap := s.snap.Load()
+		type wait struct {
+			r    *route
+			part int
+			off  int64
+		}
+		var waits []wait
+		parts := map[int]bool{}
+		for _, r := range snap.byKey {
+			if p, off, ok := r.waitingForReplay(); ok {
+				waits = append(waits, wait{r, p, off})
+				parts[p] = true
+			}
+		}
+		if len(waits) == 0 {
+			continue
+		}
+		req := &kafka.OffsetFetchRequest{GroupID: s.cfg.ReplayGroupID, Topics: map[string][]int{s.cfg.ParkedTopic: nil}}
+		for p := range parts {
+			req.Topics[s.cfg.ParkedTopic] = append(req.Topics[s.cfg.ParkedTopic], p)
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WatchInterval)
+		res, err := client.OffsetFetch(ctx, req)
+		cancel()
+		if err != nil || res.Error != nil {
+			continue
+		}
+		committed := map[int]int64{}
+		for _, p := range res.Topics[s.cfg.ParkedTopic] {
+			if p.Error == nil {
+				committed[p.Partition] = p.CommittedOffset
+			}
+		}
+		for _, w := range waits {
+			if c, ok := committed[w.part]; ok && c > w.off {
+				w.r.markCommitted(w.part, c-1)
+			}
+		}
+	}
+}
+
+// Close stops the senders (what they still had queued fails) and the
+// parked topic's producer. Call it after the stage runners returned.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	if snap := s.snap.Load(); snap != nil {
+		for _, r := range snap.byKey {
+			r.stop()
+		}
+	}
+	s.watching.Wait()
+	return s.parker.close()
+}
