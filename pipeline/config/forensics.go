@@ -518,3 +518,18 @@ func (v ForensicsVCenter) Password() (string, error) {
 func (w ForensicsWebhook) Token() (string, error) {
 	return forensicsSecret("stages.forensics webhook token", w.BearerTokenFile, w.BearerTokenEnv)
 }
+
+// ForensicsConfig returns sources.nsx_groups and stages.forensics (nil
+// when not configured), for the wiring.
+func (c *Config) ForensicsConfig() ([]NSXGroupsSource, *ForensicsStage) {
+	src, st := c.forensicsConfig()
+	var sources []NSXGroupsSource
+	var stage *ForensicsStage
+	if src != nil {
+		sources = *src
+	}
+	if st != nil {
+		stage = *st
+	}
+	return sources, stage
+}

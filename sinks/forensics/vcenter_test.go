@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmware/govmomi/fault"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vpipe/vpipe/pipeline"
@@ -255,7 +256,7 @@ func TestConcurrentSwitchChange(t *testing.T) {
 		VspanConfigSpec: []types.VMwareDVSVspanConfigSpec{{Operation: "add",
 			VspanSession: types.VMwareVspanSession{Name: "other"}}},
 	}
-	if err := s.vc.reconfigure(ctx, sws[0].Ref, stale); err == nil || !strings.Contains(err.Error(), "ConcurrentAccess") {
+	if err := s.vc.reconfigure(ctx, sws[0].Ref, stale); !fault.Is(err, &types.ConcurrentAccess{}) {
 		t.Fatalf("stale configVersion: err = %v, want ConcurrentAccess", err)
 	}
 	// Another session on the switch changes its version; vpipe's still goes in.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
-	"github.com/vpipe/vpipe/sinks/forensics/internal/vspansim"
+	"github.com/vpipe/vpipe/sinks/forensics/vspansim"
 )
 
 // sim is a running vcsim (VPX model: one datacenter, a distributed switch

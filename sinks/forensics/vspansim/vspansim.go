@@ -15,7 +15,8 @@
 //     ConcurrentAccess; every successful reconfigure bumps it;
 //   - "add" stores the session under a generated key (a key given by the
 //     caller is ignored) with sessionType mixedDestMirror when unset,
-//     "edit" replaces the session with the given key, "remove" deletes it;
+//     "edit" replaces the session with the given key (keeping its type when
+//     none is given), "remove" deletes it;
 //     an unknown key is NotFound;
 //   - a sessionType outside VMwareDVSVspanSessionType is InvalidArgument.
 //
@@ -94,6 +95,9 @@ func reconfigure(ctx *simulator.Context, dvs *simulator.DistributedVirtualSwitch
 		case types.ConfigSpecOperationEdit:
 			if i < 0 {
 				return &types.NotFound{}
+			}
+			if sess.SessionType == "" {
+				sess.SessionType = sessions[i].SessionType
 			}
 			sessions[i] = sess
 		case types.ConfigSpecOperationRemove:

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vmware/govmomi/vim25"
+
+	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/checkpoint"
+	"github.com/vpipe/vpipe/pipeline/config"
+	"github.com/vpipe/vpipe/pipeline/nsxgroups"
+	"github.com/vpipe/vpipe/pipeline/stage"
+	"github.com/vpipe/vpipe/sinks/forensics"
+	"github.com/vpipe/vpipe/sinks/nsx"
+)
+
+// The --stages names of the NSX group watcher (a poller) and the forensics
+// stage.
+const (
+	roleNSXGroups = "nsx-groups"
+	roleForensics = "forensics"
+)
+
+// startForensics builds the NSX group-membership pollers (role
+// nsx-groups) and the forensics stage with its snapshot retention (role
+// forensics) when configured and chosen. Neither contacts NSX, vCenter or
+// Kafka here: the pollers open their checkpoints and the stage logs in to
+// vCenter when they run, retrying until they can.
+func (p *proc) startForensics(roles map[string]bool, reg *prometheus.Registry, m *stage.Metrics) error {
+	sources, st := p.cfg.ForensicsConfig()
+	prefix := p.cfg.Kafka.TopicPrefix
+	if len(sources) > 0 && roles[roleNSXGroups] {
+		gm := nsxgroups.NewMetrics(reg)
+		brokers, topic := p.brokers, prefix+pipeline.TopicCheckpoints
+		open := func(ctx context.Context) (nsxgroups.Checkpointer, error) {
+			return checkpoint.Open(ctx, brokers, topic)
+		}
+		for _, sc := range sources {
+			src, err := newNSXGroupsSource(sc, nsxgroups.Deps{Publisher: p.producer, OpenCheckpoints: open, Metrics: gm, Log: p.log})
+			if err != nil {
+				return fmt.Errorf("sources.nsx_groups %s: %w", sc.Name, err)
+			}
+			p.pollers = append(p.pollers, src)
+		}
+	}
+	if st != nil && roles[roleForensics] {
+		fs, err := newForensicsStage(st, p.brokers, prefix, m, forensics.NewMetrics(reg), p.log)
+		if err != nil {
+			return fmt.Errorf("stages.forensics: %w", err)
+		}
+		p.closers = append(p.closers, fs.audit)
+		p.stages = append(p.stages, fs)
+	}
+	return nil
+}
+
+// newNSXGroupsSource turns a configured source into a poller on its own
+// NSX client. The client's own metrics are not registered: nsx.Metrics
+// may be registered once per registry and other roles (tag-sync,
+// jit-access) own NSX clients too; the source's vpipe_nsxgroups_* metrics
+// count its polls.
+func newNSXGroupsSource(sc config.NSXGroupsSource, deps nsxgroups.Deps) (*nsxgroups.Source, error) {
+	if sc.API == "nsxv" {
+		return nil, errors.New("api nsxv: the NSX client (sinks/nsx) cannot read security group membership yet " +
+			"(GET /api/2.0/services/securitygroup/{id}/translation/virtualmachines)")
+	}
+	password, err := sc.Password()
+	if err != nil {
+		return nil, err
+	}
+	token, err := sc.RefreshToken()
+	if err != nil {
+		return nil, err
+	}
+	tc, err := forensicsTLS(sc.TLS)
+	if err != nil {
+		return nil, err
+	}
+	c, err := nsx.New(nsx.Config{
+		Name: sc.Name, URL: sc.URL, API: nsx.APIPolicy, Auth: sc.Auth,
+		Username: sc.Username, Password: password,
+		VMC: nsx.VMC{RefreshToken: token, OrgID: sc.VMC.OrgID, SDDCID: sc.VMC.SDDCID},
+		TLS: tc,
+	}, nil, deps.Log)
+	if err != nil {
+		return nil, err
+	}
+	deps.Lister = nsxgroups.PolicyLister(c)
+	groups := make([]nsxgroups.Group, len(sc.Groups))
+	for i, g := range sc.Groups {
+		groups[i] = nsxgroups.Group{ID: g.ID, Name: g.Name}
+	}
+	manager := sc.Name
+	if u, err := url.Parse(sc.URL); err == nil && u.Hostname() != "" {
+		manager = u.Hostname()
+	}
+	return nsxgroups.New(nsxgroups.Config{
+		Name: sc.Name, Manager: manager, Product: nsxgroups.ProductNSX,
+		Groups: groups, Interval: sc.Interval.D(),
+	}, deps)
+}
+
+// forensicsStage is the forensics stage as `vpipe run` runs it: Run logs
+// in to vCenter (retrying with backoff while it cannot), then runs the
+// consumer stage and, when configured, the snapshot retention, until ctx
+// ends.
+type forensicsStage struct {
+	cfg     *config.ForensicsStage
+	dial    forensics.DialConfig
+	stage   stage.Config
+	sink    forensics.Config
+	audit   *forensics.KafkaAudit
+	metrics *forensics.Metrics
+	sm      *stage.Metrics
+	log     *slog.Logger
+}
+
+func newForensicsStage(st *config.ForensicsStage, brokers []string, prefix string, sm *stage.Metrics, fm *forensics.Metrics, log *slog.Logger) (*forensicsStage, error) {
+	password, err := st.VCenter.Password()
+	if err != nil {
+		return nil, err
+	}
+	if st.VCenter.TLS.InsecureSkipVerify {
+		log.Warn("TLS certificate verification of vCenter is off (insecure)", "component", "forensics", "vcenter", st.VCenter.URL)
+	}
+	fs := &forensicsStage{
+		cfg: st,
+		dial: forensics.DialConfig{
+			URL: st.VCenter.URL, Username: st.VCenter.Username, Password: password,
+			CAFile: st.VCenter.TLS.CAFile, Insecure: st.VCenter.TLS.InsecureSkipVerify,
+		},
+		stage: stage.Config{
+			Name: roleForensics, Brokers: brokers, Topics: []string{prefix + pipeline.TopicNSX},
+			GroupID: st.GroupID, DLQTopic: prefix + pipeline.TopicDLQ, BatchSize: st.BatchSize, MaxRetries: st.MaxRetries,
+		},
+		sink:    forensics.Config{Groups: map[string]forensics.GroupOptions{}},
+		metrics: fm,
+		sm:      sm,
+		log:     log,
+	}
+	if err := fs.stage.WithDefaults().Validate(); err != nil {
+		return nil, err
+	}
+	if st.Snapshot.On() {
+		fs.sink.Snapshot = &forensics.SnapshotOptions{Memory: st.Snapshot.Memory, Quiesce: st.Snapshot.Quiesce}
+	}
+	if m := st.Mirror; m.On() {
+		fs.sink.Mirror = &forensics.MirrorOptions{
+			Destination: m.Destination, EncapType: m.Encapsulation, ErspanID: int32(m.ErspanID),
+			SamplingRate: int32(m.SamplingRate), SnapshotLength: int32(m.SnapshotLength),
+		}
+	}
+	for _, g := range st.Groups {
+		var opt forensics.GroupOptions
+		if w := g.Webhook; w != nil {
+			token, err := w.Token()
+			if err != nil {
+				return nil, err
+			}
+			h := http.Header{}
+			if token != "" {
+				h.Set("Authorization", "Bearer "+token)
+			}
+			opt.Webhook = &forensics.Webhook{URL: w.URL, Header: h, Timeout: w.Timeout.D()}
+		}
+		fs.sink.Groups[g.Group] = opt
+	}
+	fs.audit = forensics.NewKafkaAudit(brokers, prefix+pipeline.TopicAudit, nil)
+	return fs, nil
+}
+
+// Run implements runner.
+func (f *forensicsStage) Run(ctx context.Context) error {
+	log := f.log.With("component", "forensics")
+	vc, logout, ok := f.connect(ctx, log)
+	if !ok {
+		return nil
+	}
+	defer func() {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		logout(lctx)
+	}()
+	v := forensics.NewVCenter(vc)
+	sink, err := forensics.New(f.sink, forensics.Deps{VCenter: v, Audit: f.audit, Metrics: f.metrics, Log: f.log})
+	if err != nil {
+		return err
+	}
+	r, err := stage.New(f.stage, sink, f.sm, f.log)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	if keep := f.cfg.Snapshot.Retention.D(); keep > 0 && f.cfg.Snapshot.On() {
+		ret := &forensics.Retention{VCenter: v, Audit: f.audit, Keep: keep, Interval: f.cfg.Snapshot.RetentionInterval.D(), Metrics: f.metrics, Log: f.log}
+		wg.Go(func() { ret.Run(ctx) })
+	}
+	err = r.Run(ctx)
+	wg.Wait()
+	return err
+}
+
+// connect logs in to vCenter, retrying with backoff (up to a minute
+// apart); ok is false when ctx ended first.
+func (f *forensicsStage) connect(ctx context.Context, log *slog.Logger) (vc *vim25.Client, logout func(context.Context) error, ok bool) {
+	d := time.Second
+	for {
+		c, lo, err := forensics.Dial(ctx, f.dial)
+		if err == nil {
+			log.Info("logged in to vCenter", "vcenter", f.dial.URL)
+			return c, lo, true
+		}
+		if ctx.Err() != nil {
+			return nil, nil, false
+		}
+		wait := d/2 + rand.N(d/2+1)
+		log.Warn("vCenter login failed; retrying", "vcenter", f.dial.URL, "backoff", wait, "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, false
+		case <-t.C:
+		}
+		d = min(2*d, time.Minute)
+	}
+}
+
+// forensicsTLS is the TLS configuration of an NSX client: the system's
+// roots or the CA file, verification off only on request.
+func forensicsTLS(c config.ClientTLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
