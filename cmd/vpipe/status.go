@@ -322,6 +322,9 @@ var knownFamilies = []string{
 	"vpipe_stage_consumed_total", "vpipe_stage_delivered_total", "vpipe_stage_lag", "vpipe_stage_retries_total",
 	"vpipe_stage_dlq_total", "vpipe_stage_commit_errors_total", "vpipe_stage_dlq_errors_total",
 	"vpipe_stage_write_seconds",
+	// Shown nowhere: details that a frame has no room for.
+	"vpipe_ingest_discarded_bytes_total", "vpipe_ingest_connections_rejected_total", "vpipe_ingest_connections_closed_total",
+	"vpipe_http_requests_total", "vpipe_http_request_seconds", "vpipe_producer_batch_records", "vpipe_stage_batch_size",
 }
 
 // renderTop writes the tables of one frame: rates between prev and cur.
@@ -403,8 +406,8 @@ func renderTop(w io.Writer, prev, cur *metricsSnapshot) {
 }
 
 // renderOther lists the vpipe_ series renderTop has no section for (the
-// metrics of stages newer than this command): counters with their rate,
-// gauges with their value.
+// metrics of sources and stages newer than this command), but those at
+// zero: counters with their rate, gauges with their value.
 func renderOther(tw io.Writer, prev, cur *metricsSnapshot) {
 	var names []string
 	for name, kind := range cur.kinds {
@@ -413,11 +416,8 @@ func renderOther(tw io.Writer, prev, cur *metricsSnapshot) {
 			names = append(names, name)
 		}
 	}
-	if len(names) == 0 {
-		return
-	}
 	slices.Sort(names)
-	fmt.Fprintf(tw, "\nOTHER series\tvalue\t/s\t\n")
+	header := false
 	for _, name := range names {
 		before := map[string]float64{}
 		for _, sr := range prev.series[name] {
@@ -426,6 +426,9 @@ func renderOther(tw io.Writer, prev, cur *metricsSnapshot) {
 		srs := slices.Clone(cur.series[name])
 		slices.SortFunc(srs, func(a, b series) int { return strings.Compare(a.key, b.key) })
 		for _, sr := range srs {
+			if sr.value == 0 {
+				continue
+			}
 			id := name
 			if sr.key != "" {
 				id += "{" + sr.key + "}"
@@ -439,6 +442,10 @@ func renderOther(tw io.Writer, prev, cur *metricsSnapshot) {
 				if dt := cur.at.Sub(prev.at).Seconds(); dt > 0 {
 					perSec = rate(d / dt)
 				}
+			}
+			if !header {
+				fmt.Fprintf(tw, "\nOTHER series\tvalue\t/s\t\n")
+				header = true
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t\n", id, count(sr.value), perSec)
 		}
