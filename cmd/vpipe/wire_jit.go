@@ -122,11 +122,14 @@ func (p *proc) startJIT(roles map[string]bool, reg *prometheus.Registry, m *stag
 	return nil
 }
 
-// wrapTicketWebhook returns the ingest handler h, wrapped with the ticket
-// webhook's signature check when stages.jit_access.webhook has an HMAC
-// secret (ticket.RequireSignature: POST /v1/webhooks/ticket must carry a
-// valid signature; other routes pass unchanged).
+// wrapTicketWebhook returns the ingest handler h wrapped for the ticket
+// webhook (POST /v1/webhooks/ticket; other routes pass unchanged): HTTP
+// Basic credentials whose password is the bearer token count as the token
+// (ticket.BasicAuthAsBearer: Znuny's invoker can send nothing else), and,
+// when stages.jit_access.webhook has an HMAC secret, the request must carry
+// a valid signature (ticket.RequireSignature).
 func (p *proc) wrapTicketWebhook(h http.Handler) (http.Handler, error) {
+	h = ticket.BasicAuthAsBearer(h, "")
 	j := config.JITStage(p.cfg)
 	if j == nil {
 		return h, nil

@@ -86,7 +86,9 @@ Flags:`)
 	idle := fs.Duration("session-idle", 2*time.Hour, "sessions end after this long unused (Znuny's SessionMaxIdleTime)")
 	invURL := fs.String("invoker-url", "", "`URL` the invoker posts to, e.g. http://127.0.0.1:8080/v1/webhooks/ticket (empty: no invoker)")
 	shape := fs.String("invoker-shape", simulator.ShapeGeneric, "webhook body: generic (Ticket::Generic), plain ({\"TicketID\"}), otnsx, test ({\"TicketNumber\"})")
-	tokenEnv := fs.String("invoker-token-env", "", "environment `variable` holding vpipe's bearer token")
+	basicUser := fs.String("invoker-basic-user", "znuny", "HTTP Basic auth `user` of the invoker (what Znuny's HTTP::REST requester sends)")
+	basicEnv := fs.String("invoker-basic-password-env", "", "environment `variable` holding its password: vpipe's bearer token")
+	tokenEnv := fs.String("invoker-token-env", "", "environment `variable` holding a bearer token to send instead (as a script would)")
 	secretEnv := fs.String("invoker-hmac-env", "", "environment `variable` holding the HMAC secret that signs the webhook")
 	header := fs.String("invoker-signature-header", simulator.DefaultSignatureHeader, "signature header `name`")
 	if err := fs.Parse(args); err != nil {
@@ -110,6 +112,12 @@ Flags:`)
 		password = v
 	}
 	inv := simulator.Invoker{URL: *invURL, Shape: *shape, SignatureHeader: *header}
+	if *basicEnv != "" {
+		if inv.BasicAuthPassword = strings.TrimSpace(os.Getenv(*basicEnv)); inv.BasicAuthPassword == "" {
+			return fmt.Errorf("-invoker-basic-password-env: %s is not set", *basicEnv)
+		}
+		inv.BasicAuthUser = *basicUser
+	}
 	if *tokenEnv != "" {
 		if inv.BearerToken = strings.TrimSpace(os.Getenv(*tokenEnv)); inv.BearerToken == "" {
 			return fmt.Errorf("-invoker-token-env: %s is not set", *tokenEnv)

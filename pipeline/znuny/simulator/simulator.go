@@ -99,7 +99,12 @@ type Invoker struct {
 	// Events that fire it. Default TicketLockUpdate, TicketStateUpdate and
 	// TicketDynamicFieldUpdate_<any field>.
 	Events []string
-	// BearerToken, if set, is sent as "Authorization: Bearer <token>".
+	// BasicAuthUser and BasicAuthPassword, if set, are sent as HTTP Basic
+	// authentication: the only authentication Znuny's HTTP::REST
+	// requester offers (Authentication AuthType BasicAuth).
+	BasicAuthUser, BasicAuthPassword string
+	// BearerToken, if set, is sent as "Authorization: Bearer <token>", as a
+	// script or a proxy in front of the help desk would.
 	BearerToken string
 	// HMACSecret, if set, signs the body: SignatureHeader: sha256=<hex>.
 	HMACSecret      []byte
@@ -384,6 +389,9 @@ func (s *Server) post(ctx context.Context, event, id string, body []byte) Invoca
 		return inv
 	}
 	req.Header.Set("Content-Type", "application/json; charset=UTF-8")
+	if iv.BasicAuthPassword != "" {
+		req.SetBasicAuth(iv.BasicAuthUser, iv.BasicAuthPassword)
+	}
 	if iv.BearerToken != "" {
 		req.Header.Set("Authorization", "Bearer "+iv.BearerToken)
 	}

@@ -48,7 +48,7 @@ func TestInvokerShapes(t *testing.T) {
 			srv := httptest.NewServer(rcv)
 			defer srv.Close()
 			sim := simulator.New(simulator.Options{Invoker: simulator.Invoker{
-				URL: srv.URL, Shape: shape, BearerToken: "tok", HMACSecret: []byte("k"),
+				URL: srv.URL, Shape: shape, BasicAuthUser: "znuny", BasicAuthPassword: "tok", HMACSecret: []byte("k"),
 			}})
 			id, number := sim.CreateTicket(simulator.NewTicket{DynamicFields: map[string]any{"VM": "web01"}})
 			invs, err := sim.Lock(ctx(t), id, "agent1")
@@ -59,7 +59,7 @@ func TestInvokerShapes(t *testing.T) {
 				t.Errorf("locking a locked ticket fired %d invocations", len(again))
 			}
 			req, body := rcv.reqs[0], rcv.body[0]
-			if req.Header.Get("Authorization") != "Bearer tok" || !ticket.Verify([]byte("k"), []byte(body), req.Header.Get(simulator.DefaultSignatureHeader)) {
+			if u, p, _ := req.BasicAuth(); u != "znuny" || p != "tok" || !ticket.Verify([]byte("k"), []byte(body), req.Header.Get(simulator.DefaultSignatureHeader)) {
 				t.Errorf("headers %v", req.Header)
 			}
 			if !strings.HasPrefix(req.Header.Get("Content-Type"), "application/json") {
