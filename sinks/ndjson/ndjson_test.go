@@ -258,6 +258,7 @@ func TestFormats(t *testing.T) {
 	multi := vcoRecord("x", 1)
 	multi.Event.Original = []byte("{\n  \"id\": 1,\n  \"event\": \"EDGE_UP\"\n}")
 	syslogRec := vcoRecord("x", 2)
+	syslogRec.Event.Dataset = pipeline.DatasetSyslogGeneric
 	syslogRec.Event.Original = []byte(`<14>1 2026-01-02T03:04:05Z host app - - - hi "there"`)
 	tests := []struct {
 		name   string
@@ -494,3 +495,5 @@ func TestWriteErrors(t *testing.T) {
 		t.Error("bad format accepted")
 	}
 }
+
+func ndjsonRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
