@@ -30,10 +30,10 @@
 //     every VM that carries the tag without a holder loses it.
 //   - Every decision is an audit event (dataset vpipe.audit; see
 //     DatasetAudit) published through a pipeline.Publisher: the ticket, the
-//     agent (user.name), the VM (host.hostname, labels.vm_external_id),
-//     the action (event.action: access.grant, access.revoke, access.expire,
-//     access.deny, access.none), the
-//     result (event.outcome) and why (event.reason).
+//     agent (user.name), the VM (host.hostname, labels.vm_external_id), the
+//     action (event.action: access.grant, access.revoke, access.expire,
+//     access.deny, access.none), the result (event.outcome) and why
+//     (event.reason). Reconcile and expiry passes audit only what changed.
 //
 // Durability: a grant (ticket → VM, since when) is recorded in a Store (the
 // compacted checkpoints topic, pipeline/checkpoint) before the tag is
