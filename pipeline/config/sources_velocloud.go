@@ -196,12 +196,13 @@ func (c *Config) validateVeloCloud(p *Problems) {
 			p.add(path, "set password_file or password_env, not both")
 		case token && (password || v.Username != ""):
 			p.add(path, "set a token or a username and password, not both")
-		case !token && !password:
-			p.add(path, "missing credentials: token_file, token_env, or username with password_file or password_env")
+		case token:
 		case password && v.Username == "":
 			p.add(path+".username", "missing (a password needs it)")
 		case v.Username != "" && !password:
 			p.add(path, "username %q has no password_file or password_env", v.Username)
+		case !password:
+			p.add(path, "missing credentials: token_file, token_env, or username with password_file or password_env")
 		}
 		checkFile(p, path+".token_file", v.TokenFile)
 		checkFile(p, path+".password_file", v.PasswordFile)

@@ -179,6 +179,12 @@ func readEvents(t testing.TB, addr, topic string, n int, timeout time.Duration) 
 	return decode(t, msgs)
 }
 
+// readMessages reads at least n records of topic.
+func readMessages(t testing.TB, addr, topic string, n int) []kafka.Message {
+	t.Helper()
+	return brokertest.ReadN(t, addr, topic, n, 30*time.Second)
+}
+
 func decode(t testing.TB, msgs []kafka.Message) []vcoEvent {
 	t.Helper()
 	out := make([]vcoEvent, 0, len(msgs))
