@@ -26,6 +26,7 @@ const (
 	LabelGroup        = "nsx_group"                 // the group id (Group.ID)
 	LabelGroupName    = "nsx_group_name"            // its display name
 	LabelVMExternalID = "vm_external_id"            // NSX external_id = vCenter instance UUID
+	LabelVMRef        = "vm_ref"                    // vCenter managed object id (NSX-V)
 	LabelGeneration   = "nsx_group_poll_generation" // see Membership.Generation
 )
 
@@ -46,8 +47,11 @@ type Membership struct {
 	// VMExternalID is the VM's NSX external_id, which is its vCenter
 	// config.instanceUuid: what the forensics stage finds the VM by.
 	VMExternalID string
-	VMName       string // the VM's display name as NSX knows it
-	Joined       bool   // joined, else left
+	// VMRef is the VM's vCenter managed object id ("vm-42"), set when NSX
+	// listed the VM by it (NSX-V) rather than by external_id.
+	VMRef  string
+	VMName string // the VM's display name as NSX knows it
+	Joined bool   // joined, else left
 	// Time is when the source saw the change (the poll's time).
 	Time time.Time
 	// Generation numbers the group's observed membership states (it grows
@@ -67,10 +71,15 @@ func (m *Membership) Action() string {
 }
 
 // ID returns the deterministic event.id of m: a SHA-256 of source, group,
-// VM, action and generation, 32 hex digits.
+// VM (external id, else managed object id), action and generation, 32 hex
+// digits.
 func (m *Membership) ID() string {
 	h := sha256.New()
-	for _, s := range []string{m.Source, m.Group, m.VMExternalID, m.Action(), strconv.FormatUint(m.Generation, 10)} {
+	vm := m.VMExternalID
+	if vm == "" {
+		vm = "ref:" + m.VMRef
+	}
+	for _, s := range []string{m.Source, m.Group, vm, m.Action(), strconv.FormatUint(m.Generation, 10)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -90,7 +99,8 @@ type original struct {
 }
 
 type vmJSON struct {
-	ExternalID string `json:"external_id"`
+	ExternalID string `json:"external_id,omitempty"`
+	Ref        string `json:"ref,omitempty"`
 	Name       string `json:"name,omitempty"`
 }
 
@@ -116,7 +126,7 @@ func (m *Membership) Fill(e *pipeline.Event) {
 	}
 	vm := m.VMName
 	if vm == "" {
-		vm = m.VMExternalID
+		vm = m.VMExternalID + m.VMRef
 	}
 	e.Message = fmt.Sprintf("VM %s %s NSX group %s", vm, m.Action(), name)
 	e.AddLabel(LabelSource, m.Source)
@@ -124,19 +134,24 @@ func (m *Membership) Fill(e *pipeline.Event) {
 	if m.GroupName != "" {
 		e.AddLabel(LabelGroupName, m.GroupName)
 	}
-	e.AddLabel(LabelVMExternalID, m.VMExternalID)
+	if m.VMExternalID != "" {
+		e.AddLabel(LabelVMExternalID, m.VMExternalID)
+	}
+	if m.VMRef != "" {
+		e.AddLabel(LabelVMRef, m.VMRef)
+	}
 	e.AddLabel(LabelGeneration, strconv.FormatUint(m.Generation, 10))
 	orig, _ := json.Marshal(original{
 		Source: m.Source, Group: m.Group, GroupName: m.GroupName,
-		VM:     vmJSON{ExternalID: m.VMExternalID, Name: m.VMName},
+		VM:     vmJSON{ExternalID: m.VMExternalID, Ref: m.VMRef, Name: m.VMName},
 		Change: m.Action(), Observed: m.Time.UTC(), Generation: m.Generation,
 	})
 	e.Original = append(e.Original[:0], orig...)
 }
 
 // FromEvent reads a membership change back from an nsx.group_membership
-// event. ok is false for any other event, or one without a group, a VM or
-// a known action. The strings are copies: they stay valid after e is
+// event. ok is false for any other event, or one without a group, a VM
+// (external id or managed object id) or a known action. The strings are copies: they stay valid after e is
 // reused.
 func FromEvent(e *pipeline.Event) (m Membership, ok bool) {
 	if e.Dataset != pipeline.DatasetGroupMembership {
@@ -159,6 +174,8 @@ func FromEvent(e *pipeline.Event) (m Membership, ok bool) {
 			m.GroupName = clone(l.Value)
 		case LabelVMExternalID:
 			m.VMExternalID = clone(l.Value)
+		case LabelVMRef:
+			m.VMRef = clone(l.Value)
 		case LabelGeneration:
 			m.Generation, _ = strconv.ParseUint(l.Value, 10, 64)
 		}
@@ -167,7 +184,7 @@ func FromEvent(e *pipeline.Event) (m Membership, ok bool) {
 	m.Manager = clone(e.Observer.Hostname)
 	m.Product = clone(e.Observer.Product)
 	m.Time = e.Time()
-	return m, m.Group != "" && m.VMExternalID != ""
+	return m, m.Group != "" && (m.VMExternalID != "" || m.VMRef != "")
 }
 
 func clone(s string) string { return string([]byte(s)) }

@@ -48,9 +48,24 @@ type Group struct {
 // Member is one VM in a group.
 type Member struct {
 	// ExternalID is NSX's external_id of the VM, its vCenter instance
-	// UUID. Required: members without one are skipped and counted.
+	// UUID (what the Policy API lists).
 	ExternalID string
-	Name       string
+	// Ref is the VM's vCenter managed object id, "vm-42" (what NSX-V's
+	// security group translation lists instead of the UUID).
+	Ref  string
+	Name string
+}
+
+// key identifies m in a group's state: its external id, else its
+// managed object id. A member with neither is skipped and counted.
+func (m Member) key() string {
+	if m.ExternalID != "" {
+		return m.ExternalID
+	}
+	if m.Ref != "" {
+		return "ref:" + m.Ref
+	}
+	return ""
 }
 
 // Lister reads a group's current members from NSX.
@@ -193,8 +208,14 @@ type state struct {
 	// Generation counts the checkpointed membership states; see
 	// Membership.Generation.
 	Generation uint64 `json:"generation"`
-	// Members maps external_id to name.
-	Members map[string]string `json:"members"`
+	// Members maps Member.key to the member.
+	Members map[string]memberState `json:"members"`
+}
+
+type memberState struct {
+	ExternalID string `json:"external_id,omitempty"`
+	Ref        string `json:"ref,omitempty"`
+	Name       string `json:"name,omitempty"`
 }
 
 // New checks cfg (after defaults) and d and returns a Source. New does
@@ -363,14 +384,14 @@ func (s *Source) load(w *watch) error {
 	if w.loaded {
 		return nil
 	}
-	w.state = state{Members: map[string]string{}}
+	w.state = state{Members: map[string]memberState{}}
 	if b, ok := s.cp.Get(s.checkpointKey(w.g.ID)); ok {
 		var st state
 		if err := json.Unmarshal(b, &st); err != nil {
 			return fmt.Errorf("checkpoint %s: %w", s.checkpointKey(w.g.ID), err)
 		}
 		if st.Members == nil {
-			st.Members = map[string]string{}
+			st.Members = map[string]memberState{}
 		}
 		w.state = st
 	}
@@ -400,13 +421,14 @@ func (s *Source) poll(ctx context.Context, w *watch) (err error) {
 	if err != nil {
 		return fmt.Errorf("list members of %s: %w", w.g.ID, err)
 	}
-	current := make(map[string]string, len(members))
+	current := make(map[string]memberState, len(members))
 	for _, m := range members {
-		if m.ExternalID == "" {
+		k := m.key()
+		if k == "" {
 			s.m.skipped.WithLabelValues(s.cfg.Name).Inc()
 			continue
 		}
-		current[m.ExternalID] = m.Name
+		current[k] = memberState{ExternalID: m.ExternalID, Ref: m.Ref, Name: m.Name}
 	}
 	s.m.members.WithLabelValues(s.cfg.Name, w.g.ID).Set(float64(len(current)))
 	changes := s.diff(w, current, start)
@@ -427,7 +449,7 @@ func (s *Source) poll(ctx context.Context, w *watch) (err error) {
 	w.state = next
 	for _, c := range changes {
 		s.m.changes.WithLabelValues(s.cfg.Name, c.Action()).Inc()
-		s.log.Info("nsx group membership changed", "group", w.g.ID, "vm", c.VMName, "external_id", c.VMExternalID, "change", c.Action())
+		s.log.Info("nsx group membership changed", "group", w.g.ID, "vm", c.VMName, "external_id", c.VMExternalID, "ref", c.VMRef, "change", c.Action())
 	}
 	return nil
 }
@@ -435,23 +457,23 @@ func (s *Source) poll(ctx context.Context, w *watch) (err error) {
 // diff returns the changes from w's state to now: leaves first, then
 // joins, each sorted by external id so a replay publishes in the same
 // order.
-func (s *Source) diff(w *watch, now map[string]string, at time.Time) []Membership {
+func (s *Source) diff(w *watch, now map[string]memberState, at time.Time) []Membership {
 	var out []Membership
-	mk := func(id, name string, joined bool) Membership {
+	mk := func(m memberState, joined bool) Membership {
 		return Membership{
 			Source: s.cfg.Name, Manager: s.cfg.Manager, Product: s.cfg.Product,
-			Group: w.g.ID, GroupName: w.g.Name, VMExternalID: id, VMName: name,
+			Group: w.g.ID, GroupName: w.g.Name, VMExternalID: m.ExternalID, VMRef: m.Ref, VMName: m.Name,
 			Joined: joined, Time: at, Generation: w.state.Generation + 1,
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(w.state.Members)) {
 		if _, ok := now[id]; !ok {
-			out = append(out, mk(id, w.state.Members[id], false))
+			out = append(out, mk(w.state.Members[id], false))
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(now)) {
 		if _, ok := w.state.Members[id]; !ok {
-			out = append(out, mk(id, now[id], true))
+			out = append(out, mk(now[id], true))
 		}
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,6 +94,11 @@ type running struct {
 // nil, wraps the store.
 func (h *harness) start(t *testing.T, interval time.Duration, cp func(Checkpointer) Checkpointer) *running {
 	t.Helper()
+	return h.startLister(t, interval, cp, PolicyLister(h.client))
+}
+
+func (h *harness) startLister(t *testing.T, interval time.Duration, cp func(Checkpointer) Checkpointer, l Lister) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	open := func(ctx context.Context) (Checkpointer, error) {
 		store, err := checkpoint.Open(ctx, []string{h.addr}, topicCheckpoints)
@@ -105,7 +111,7 @@ func (h *harness) start(t *testing.T, interval time.Duration, cp func(Checkpoint
 	src, err := New(Config{
 		Name: "nsx1", Manager: "nsx.example", Groups: []Group{{ID: quarantine, Name: "Quarantine"}},
 		Interval: interval, MinBackoff: 10 * time.Millisecond,
-	}, Deps{Lister: PolicyLister(h.client), Publisher: h.pub, OpenCheckpoints: open, Metrics: m})
+	}, Deps{Lister: l, Publisher: h.pub, OpenCheckpoints: open, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +364,7 @@ func TestMembershipEventRoundTrip(t *testing.T) {
 		{Source: "nsx1", Manager: "nsx.example", Product: ProductNSX, Group: quarantine, GroupName: "Quarantine",
 			VMExternalID: "uuid-a", VMName: "web-a", Joined: true, Time: at, Generation: 7},
 		{Source: "nsxv", Manager: "nsxv.example", Product: ProductNSXV, Group: "securitygroup-10",
-			VMExternalID: "uuid-b", Joined: false, Time: at, Generation: 1},
+			VMRef: "vm-42", VMName: "web-b", Joined: false, Time: at, Generation: 1},
 	}
 	for _, m := range tests {
 		t.Run(m.Action()+" "+m.Group, func(t *testing.T) {
@@ -386,5 +392,45 @@ func TestMembershipEventRoundTrip(t *testing.T) {
 	e.Dataset = pipeline.DatasetVCenterEvent
 	if _, ok := FromEvent(&e); ok {
 		t.Fatal("a vcenter event read as a membership")
+	}
+}
+
+// TestSourceManagedObjectIDs covers members listed by managed object id
+// only, as NSX-V's security group translation lists them. The NSX client
+// has no NSX-V group call yet, so a ListerFunc over a list stands in for
+// it.
+func TestSourceManagedObjectIDs(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	members := []Member{{Ref: "vm-42", Name: "web-a"}, {Name: "no id at all"}}
+	l := ListerFunc(func(context.Context, string) ([]Member, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(members), nil
+	})
+	r := h.startLister(t, time.Hour, nil, l)
+	waitFor(t, 10*time.Second, "the first poll", func() bool { return r.okPolls() == 1 })
+	mu.Lock()
+	members = nil
+	mu.Unlock()
+	r.pollOnce(t)
+	msgs := brokertest.ReadN(t, h.addr, topicNSX, 2, 10*time.Second)
+	var got []string
+	for _, msg := range msgs {
+		var e pipeline.Event
+		if err := e.DecodeJSON(msg.Value); err != nil {
+			t.Fatal(err)
+		}
+		m, ok := FromEvent(&e)
+		if !ok || m.VMExternalID != "" {
+			t.Fatalf("membership %+v", m)
+		}
+		got = append(got, m.Action()+" "+m.VMRef)
+	}
+	if want := []string{"joined vm-42", "left vm-42"}; !slices.Equal(got, want) {
+		t.Fatalf("changes %q, want %q", got, want)
+	}
+	if n := counterValue(r.m.skipped.WithLabelValues("nsx1")); n != 1 {
+		t.Fatalf("%v members skipped, want 1", n)
 	}
 }

@@ -53,7 +53,7 @@ type Auditor interface {
 }
 
 // KafkaAudit writes audit events to a Kafka topic, keyed by the VM's
-// instance UUID (label vm_external_id; the host name when absent) with
+// instance UUID (label vm_external_id; else vm_ref, else the VM name) with
 // acks=all, one synchronous write per call. It encodes events as the
 // producer does (pipeline.Event.AppendJSON, header vpipe-schema) and
 // partitions as it does (murmur2), so `vpipe tap` and every consumer read
@@ -87,10 +87,7 @@ func (a *KafkaAudit) Audit(ctx context.Context, events ...*pipeline.Event) error
 	}
 	msgs := make([]kafka.Message, len(events))
 	for i, e := range events {
-		key := labelOf(e, LabelVMUUID)
-		if key == "" {
-			key = e.Host.Hostname
-		}
+		key := auditKey(e)
 		msgs[i] = kafka.Message{
 			Key:     []byte(key),
 			Value:   e.AppendJSON(nil),
@@ -113,6 +110,12 @@ func (a *KafkaAudit) Audit(ctx context.Context, events ...*pipeline.Event) error
 
 // Close flushes and releases the writer's connections.
 func (a *KafkaAudit) Close() error { return a.w.Close() }
+
+// auditKey is the Kafka key of an audit event: the VM's instance UUID,
+// else its managed object id, else its name.
+func auditKey(e *pipeline.Event) string {
+	return firstNonEmpty(labelOf(e, LabelVMUUID), labelOf(e, LabelVMRef), e.Host.Hostname)
+}
 
 func labelOf(e *pipeline.Event, key string) string {
 	for _, l := range e.Labels {
@@ -188,7 +191,9 @@ func auditEvent(r auditRecord) *pipeline.Event {
 	if r.cause.Group != "" {
 		e.AddLabel(LabelNSXGroup, r.cause.Group)
 	}
-	e.AddLabel(LabelVMUUID, r.vmUUID)
+	if r.vmUUID != "" {
+		e.AddLabel(LabelVMUUID, r.vmUUID)
+	}
 	if r.vmRef != "" {
 		e.AddLabel(LabelVMRef, r.vmRef)
 	}

@@ -176,10 +176,10 @@ func (ep *episode) record(action string, r Result, err error) {
 func (ep *episode) audit(action string, r Result, err error) {
 	rec := auditRecord{
 		action: action, cause: ep.cause, change: ep.m.Action(), vmUUID: ep.m.VMExternalID,
-		vmName: ep.m.VMName, server: ep.s.vc.Server, result: r, err: err, at: ep.s.now(),
+		vmName: ep.m.VMName, vmRef: ep.m.VMRef, server: ep.s.vc.Server, result: r, err: err, at: ep.s.now(),
 	}
 	if ep.vm != nil {
-		rec.vmName, rec.vmRef = ep.vm.Name, ep.vm.Ref.Value
+		rec.vmName, rec.vmRef, rec.vmUUID = ep.vm.Name, ep.vm.Ref.Value, ep.vm.InstanceUUID
 	}
 	e := auditEvent(rec)
 	ep.audits = append(ep.audits, e)
@@ -225,7 +225,7 @@ func (s *Sink) handle(ctx context.Context, m nsxgroups.Membership, id string, g 
 // was done.
 func (s *Sink) join(ctx context.Context, ep *episode) error {
 	m := ep.m
-	vm, err := timed(s, ActionVMLookup, func() (*VM, error) { return s.vc.FindVM(ctx, m.VMExternalID) })
+	vm, err := timed(s, ActionVMLookup, func() (*VM, error) { return s.findVM(ctx, m) })
 	if err != nil {
 		if errors.Is(err, pipeline.ErrPermanent) {
 			ep.record(ActionVMLookup, Result{}, err)
@@ -234,10 +234,15 @@ func (s *Sink) join(ctx context.Context, ep *episode) error {
 		return err
 	}
 	ep.vm = vm
+	if vm.InstanceUUID == "" {
+		// vpipe names and finds its sessions by it; vCenter gives every VM one.
+		ep.record(ActionVMLookup, Result{}, pipeline.Permanent(fmt.Errorf("vm %s has no instance uuid", vm.Name)))
+		return nil
+	}
 	if opt := s.cfg.Snapshot; opt != nil {
 		ongoing := false
 		if s.cfg.Mirror != nil {
-			if ongoing, err = s.vc.HasSessionFor(ctx, m.VMExternalID, m.Group); err != nil {
+			if ongoing, err = s.vc.HasSessionFor(ctx, vm.InstanceUUID, m.Group); err != nil {
 				return err
 			}
 		}
@@ -287,6 +292,15 @@ func (s *Sink) join(ctx context.Context, ep *episode) error {
 	return nil
 }
 
+// findVM finds the VM of a membership change by its instance UUID, or by
+// its managed object id when NSX gave only that (NSX-V).
+func (s *Sink) findVM(ctx context.Context, m nsxgroups.Membership) (*VM, error) {
+	if m.VMExternalID != "" {
+		return s.vc.FindVM(ctx, m.VMExternalID)
+	}
+	return s.vc.FindVMByRef(ctx, m.VMRef)
+}
+
 func unmirrorableDetail(nics []NIC) string {
 	var b strings.Builder
 	b.WriteString("not mirrored: ")
@@ -312,16 +326,25 @@ func (s *Sink) leave(ctx context.Context, ep *episode) error {
 		return nil
 	}
 	m := ep.m
-	// The VM is not needed to find its sessions, only to name it in the
-	// audit events; it may be gone.
-	vm, err := s.vc.FindVM(ctx, m.VMExternalID)
+	// The VM is not needed to find its sessions when NSX gave its
+	// instance UUID, only to name it in the audit events; it may be gone.
+	vm, err := s.findVM(ctx, m)
 	switch {
 	case err == nil:
 		ep.vm = vm
 	case !errors.Is(err, ErrVMNotFound):
 		return err
 	}
-	rs, err := timed(s, ActionMirrorRemove, func() ([]Result, error) { return s.vc.Unmirror(ctx, m.VMExternalID, m.VMName, ep.cause) })
+	uuid := m.VMExternalID
+	if uuid == "" && ep.vm != nil {
+		uuid = ep.vm.InstanceUUID
+	}
+	if uuid == "" {
+		ep.record(ActionMirrorRemove, Result{}, pipeline.Permanent(fmt.Errorf(
+			"vm %s is not in vcenter and NSX named it by managed object id only: its mirror session cannot be identified", m.VMRef)))
+		return nil
+	}
+	rs, err := timed(s, ActionMirrorRemove, func() ([]Result, error) { return s.vc.Unmirror(ctx, uuid, m.VMName, ep.cause) })
 	for _, r := range rs {
 		ep.record(ActionMirrorRemove, r, nil)
 	}

@@ -175,3 +175,60 @@ func TestSinkWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestSinkByManagedObjectID covers NSX-V, whose security group
+// translation names members by managed object id only.
+func TestSinkByManagedObjectID(t *testing.T) {
+	s := startVCSim(t)
+	audit, addr := startAudit(t)
+	uuid := s.setNICs(t, "DC0_H0_VM0", []string{"10", "11"}, false)
+	ref, _ := s.vmByName(t, "DC0_H0_VM0")
+	sink, err := New(Config{
+		Groups:   map[string]GroupOptions{"securitygroup-10": {}},
+		Snapshot: &SnapshotOptions{},
+		Mirror:   &MirrorOptions{Destination: "198.51.100.7"},
+	}, Deps{VCenter: s.vc, Audit: audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(id int, vmRef string, joined bool) stage.Record {
+		r := membership(t, id, "", "DC0_H0_VM0", joined, "securitygroup-10")
+		m, _ := nsxgroups.FromEvent(r.Event)
+		m.VMRef = vmRef
+		m.Fill(r.Event)
+		return r
+	}
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		rec     stage.Record
+		err     bool
+		session bool
+	}{
+		{"join by managed object id", rec(1, ref.Value, true), false, true},
+		{"leave by managed object id", rec(2, ref.Value, false), false, false},
+		{"a leave of a VM that is gone cannot find its session", rec(3, "vm-999", false), true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := sink.Write(ctx, []stage.Record{tt.rec})
+			if (err != nil) != tt.err || (err != nil && !errors.Is(err, pipeline.ErrPermanent)) {
+				t.Fatalf("Write: %v, want permanent error %t", err, tt.err)
+			}
+			if got := len(s.sessions(t, uuid)) == 1; got != tt.session {
+				t.Fatalf("session present %t, want %t", got, tt.session)
+			}
+		})
+	}
+	// Audit events of a VM found by managed object id are keyed by its
+	// instance UUID, like the others.
+	n := 0
+	for _, e := range readAudit(t, addr, 3, false) {
+		if labelOf(e, LabelVMUUID) == uuid {
+			n++
+		}
+	}
+	if n < 3 {
+		t.Fatalf("%d audit events keyed by the VM's uuid, want snapshot, mirror and removal", n)
+	}
+}

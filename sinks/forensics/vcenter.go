@@ -112,15 +112,29 @@ func (v *VCenter) FindVM(ctx context.Context, uuid string) (*VM, error) {
 	if ref == nil {
 		return nil, fmt.Errorf("instance uuid %s: %w", uuid, ErrVMNotFound)
 	}
+	return v.readVM(ctx, ref.Reference(), "instance uuid "+uuid)
+}
+
+// FindVMByRef returns the VM with managed object id ref ("vm-42"), for
+// NSX-V, which names group members so. errors.Is(err, ErrVMNotFound) when
+// vCenter has none.
+func (v *VCenter) FindVMByRef(ctx context.Context, ref string) (*VM, error) {
+	return v.readVM(ctx, types.ManagedObjectReference{Type: "VirtualMachine", Value: ref}, ref)
+}
+
+func (v *VCenter) readVM(ctx context.Context, ref types.ManagedObjectReference, what string) (*VM, error) {
 	var m mo.VirtualMachine
 	pc := property.DefaultCollector(v.c)
-	if err := pc.RetrieveOne(ctx, ref.Reference(), []string{"name", "config.instanceUuid", "config.hardware.device", "snapshot"}, &m); err != nil {
+	if err := pc.RetrieveOne(ctx, ref, []string{"name", "config.instanceUuid", "config.hardware.device", "snapshot"}, &m); err != nil {
 		if fault.Is(err, &types.ManagedObjectNotFound{}) {
-			return nil, fmt.Errorf("instance uuid %s: %w", uuid, ErrVMNotFound)
+			return nil, fmt.Errorf("%s: %w", what, ErrVMNotFound)
 		}
-		return nil, classify(fmt.Errorf("read vm %s: %w", ref.Reference().Value, err))
+		return nil, classify(fmt.Errorf("read vm %s: %w", ref.Value, err))
 	}
-	vm := &VM{Ref: m.Self, Name: m.Name, InstanceUUID: uuid}
+	vm := &VM{Ref: m.Self, Name: m.Name}
+	if m.Config != nil {
+		vm.InstanceUUID = m.Config.InstanceUuid
+	}
 	if m.Config != nil {
 		for _, d := range m.Config.Hardware.Device {
 			if nic, ok := d.(types.BaseVirtualEthernetCard); ok {

@@ -180,7 +180,7 @@ func readAudit(t *testing.T, addr string, n int, exact bool) []*pipeline.Event {
 		if err := out[i].DecodeJSON(m.Value); err != nil {
 			t.Fatal(err)
 		}
-		if got := labelOf(out[i], LabelVMUUID); got != string(m.Key) {
+		if got := auditKey(out[i]); got != string(m.Key) || got == "" {
 			t.Fatalf("audit record key %q, vm %q", m.Key, got)
 		}
 	}
