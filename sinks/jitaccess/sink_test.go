@@ -243,4 +243,30 @@ func TestDecisions(t *testing.T) {
 			t.Errorf("idle reconcile audited %d events", after-before)
 		}
 	})
+
+	t.Run("VM not in NSX yet", func(t *testing.T) {
+		vm := e.vms["app01"]
+		nv, _ := e.nsxSim.VM(vm.InstanceUUID)
+		e.nsxSim.RemoveVM(vm.InstanceUUID)
+		id := e.create("app01")
+		e.lock(id)
+		if err := e.write(s, ticketBody(id)); err != nil {
+			t.Fatal(err)
+		}
+		a := e.audits(id)
+		if len(a) != 1 || a[0].Outcome != "failure" || label(a[0], jitaccess.LabelChange) != "vm_not_in_nsx" {
+			t.Fatalf("audits %v", e.actions(id))
+		}
+		e.nsxSim.AddVM(nv) // NSX learns the VM from its host
+		if err := s.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !e.tagged(vm) {
+			t.Fatal("the reconcile did not tag the VM once NSX knew it")
+		}
+		e.unlock(id)
+		if err := e.write(s, ticketBody(id)); err != nil || e.tagged(vm) {
+			t.Fatalf("unlock: %v", err)
+		}
+	})
 }
