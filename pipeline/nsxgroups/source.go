@@ -510,3 +510,28 @@ func (s *Source) publish(ctx context.Context, changes []Membership) error {
 	}
 	return nil
 }
+
+// Sources are the group watchers of a process, for the stages that learn
+// of membership changes first (tag-sync and jit-access change NSX tags,
+// which group criteria match on) to poll at once.
+type Sources []*Source
+
+// Trigger asks every source that watches group to poll it now (see
+// Source.Trigger); it reports whether any does.
+func (ss Sources) Trigger(group string) bool {
+	found := false
+	for _, s := range ss {
+		if s.Trigger(group) {
+			found = true
+		}
+	}
+	return found
+}
+
+// TriggerAll asks every source to poll all its groups now: for a change,
+// such as a VM's NSX tags, that may concern any group.
+func (ss Sources) TriggerAll() {
+	for _, s := range ss {
+		s.TriggerAll()
+	}
+}

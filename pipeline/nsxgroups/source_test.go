@@ -220,6 +220,9 @@ func TestSourceJoinLeaveRestart(t *testing.T) {
 	// Trigger.
 	r := h.start(t, time.Hour, nil)
 	waitFor(t, 10*time.Second, "the first poll", func() bool { return r.okPolls() == 1 })
+	if (Sources{r.src}).Trigger("/infra/domains/default/groups/unwatched") {
+		t.Fatal("an unwatched group triggered a poll")
+	}
 
 	type step struct {
 		name    string
