@@ -17,7 +17,7 @@
 //     parent (Org VDC or Data Center Group) + 5 characters of the gateway
 //     name + 5 characters of the gateway UUID;
 //   - distributed firewall: first 5 characters of the Data Center Group name
-//     + 27 characters of its UUID;
+//   - 27 characters of its UUID;
 //   - NSX-V: the rule tag is the Org VDC UUID.
 //
 // Which 5 characters of the gateway name and UUID, and which 27 characters

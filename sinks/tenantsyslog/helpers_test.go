@@ -94,7 +94,8 @@ type receiver struct {
 	// by anything but "<" (a JSON line) for the start of a line.
 	framing syslog.Framing
 	// pace, when set, is the wait after each message (a slow endpoint).
-	pace atomic.Int64
+	pace    atomic.Int64
+	stopped atomic.Bool
 
 	mu    sync.Mutex
 	seqs  []int
@@ -176,6 +177,8 @@ func (r *receiver) start() {
 
 // stop closes the listener and every connection.
 func (r *receiver) stop() {
+	r.stopped.Store(true)
+	defer r.stopped.Store(false)
 	r.mu.Lock()
 	if r.ln != nil {
 		r.ln.Close()
@@ -220,7 +223,7 @@ func (r *receiver) read(c net.Conn) {
 	}()
 	sc := syslog.NewScanner(c, 1<<20)
 	sc.SetFraming(r.framing)
-	for sc.Scan() {
+	for sc.Scan() && !r.stopped.Load() {
 		r.record(sc.Frame())
 		if d := r.pace.Load(); d > 0 {
 			time.Sleep(time.Duration(d)) // the slow endpoint under test, not synchronisation
@@ -288,9 +291,9 @@ func (r *receiver) distinct() int {
 // certs is a CA with a server certificate for 127.0.0.1 and a client
 // certificate, written to files.
 type certs struct {
-	dir                                           string
+	dir                                                  string
 	caFile, serverCert, serverKey, clientCert, clientKey string
-	server                                        *tls.Config // requires a client certificate from the CA
+	server                                               *tls.Config // requires a client certificate from the CA
 }
 
 func newCerts(t testing.TB) *certs {

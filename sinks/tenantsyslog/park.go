@@ -35,7 +35,7 @@ func newParker(brokers []string, topic string, transport kafka.RoundTripper) *pa
 		// partition, so a tenant's records keep their order.
 		BatchSize:              1 << 16,
 		BatchBytes:             1 << 20,
-		BatchTimeout:           time.Millisecond,
+		BatchTimeout:           200 * time.Microsecond,
 		MaxAttempts:            3,
 		WriteBackoffMin:        50 * time.Millisecond,
 		WriteBackoffMax:        time.Second,

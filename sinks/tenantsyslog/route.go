@@ -139,18 +139,18 @@ type parkPos struct {
 // queues, its sender goroutine and its connection. See the package
 // documentation for the modes.
 type route struct {
-	key      string // tenant + "\x00" + destination name
-	tenant   string
+	key    string // tenant + "\x00" + destination name
+	tenant string
 	// The parked record's key and destination header.
 	keyBytes, destBytes []byte
-	dest     tenants.Destination
-	f        *formatter
-	m        routeMetrics
-	log      *slog.Logger
-	tlsConf  *tls.Config
-	octet    bool
-	queueCap int
-	limiter  *bucket
+	dest                tenants.Destination
+	f                   *formatter
+	m                   routeMetrics
+	log                 *slog.Logger
+	tlsConf             *tls.Config
+	octet               bool
+	queueCap            int
+	limiter             *bucket
 
 	mode atomic.Int32 // written under mu
 	up   atomic.Bool
@@ -382,6 +382,7 @@ func (r *route) admit(now time.Time) int32 {
 		r.log.Info("destination back: parked events replayed, sending live again")
 	case close && now.After(r.drainNext):
 		r.setMode(modeDraining)
+
 	}
 	return r.mode.Load()
 }

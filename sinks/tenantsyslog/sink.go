@@ -172,7 +172,8 @@ type Sink struct {
 	items    []*item
 	touched  []*route
 	waits    []routeWait
-	park     []*item
+	early    []*item // parked at once: their destination was parking
+	late     []*item // parked after the wait: not sent in time
 	redo     map[recordKey]bool
 }
 
@@ -355,6 +356,19 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 		clear(r.batch)
 		r.batch = r.batch[:0]
 	}
+	// The events of parking destinations are parked while the live ones
+	// are sent.
+	early := s.early[:0]
+	for _, it := range items {
+		if !it.r.wqueued {
+			early = append(early, it)
+		}
+	}
+	var parked chan error
+	if len(early) > 0 {
+		parked = make(chan error, 1)
+		go func() { parked <- s.parker.park(ctx, early) }()
+	}
 	waits := s.waits[:0]
 	for _, r := range touched {
 		if r.wqueued {
@@ -365,10 +379,11 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	clear(waits)
 	s.waits = waits[:0]
 
-	park := s.park[:0]
+	// Then what the live destinations did not send in time.
+	late := s.late[:0]
 	for _, it := range items {
-		if !settle(it) {
-			park = append(park, it)
+		if it.r.wqueued && !settle(it) {
+			late = append(late, it)
 			it.r.wlate = true
 		}
 	}
@@ -383,13 +398,19 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 		}
 	}
 	var err error
+	if parked != nil {
+		err = <-parked
+	}
+	if err == nil && len(late) > 0 && ctx.Err() == nil {
+		err = s.parker.park(ctx, late)
+	}
 	if ctx.Err() != nil {
 		err = ctx.Err()
-	} else if len(park) > 0 {
-		if err = s.parker.park(ctx, park); err != nil {
-			s.m.parkErrs.Inc()
-		}
-		for _, it := range park {
+	} else if err != nil {
+		s.m.parkErrs.Inc()
+	}
+	for _, part := range [][]*item{early, late} {
+		for _, it := range part {
 			if it.parked {
 				it.r.noteParked(it.parkPart, it.parkOff)
 				it.r.m.parked.Inc()
@@ -406,8 +427,9 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	}
 	clear(items)
 	clear(touched)
-	clear(park)
-	s.items, s.touched, s.park = items[:0], touched[:0], park[:0]
+	clear(early)
+	clear(late)
+	s.items, s.touched, s.early, s.late = items[:0], touched[:0], early[:0], late[:0]
 	return err
 }
 

@@ -10,7 +10,9 @@ const DemoToken = "vcdsim-provider-token"
 // VDC, the provider token DemoToken and a tenant token "vcdsim-acme-token"
 // for org acme.
 func Demo() *Fixture {
-	ref := func(kind, uuid, name string) vcd.Ref { return vcd.Ref{ID: "urn:vcloud:" + kind + ":" + uuid, Name: name} }
+	ref := func(kind, uuid, name string) vcd.Ref {
+		return vcd.Ref{ID: "urn:vcloud:" + kind + ":" + uuid, Name: name}
+	}
 	acme := ref("org", "0b5f6c2e-1d3a-4c8e-9f10-2a3b4c5d6e7f", "acme")
 	globex := ref("org", "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f", "globex")
 	acmeVDC := ref("vdc", "a93c9db9-7471-3192-8d09-a8f7eeda85f9", "acme-vdc1")
