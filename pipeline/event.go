@@ -76,8 +76,11 @@ const (
 	DatasetVeloCloudFW     = "velocloud.firewall"
 	DatasetTicketLock      = "ticket.lock"
 	DatasetGroupMembership = "nsx.group_membership"
-	DatasetSyslogGeneric   = "syslog.generic"
-	DatasetHTTPGeneric     = "http.generic"
+	// DatasetAudit is an action a stage took on NSX or vCenter, with its
+	// cause and result.
+	DatasetAudit         = "vpipe.audit"
+	DatasetSyslogGeneric = "syslog.generic"
+	DatasetHTTPGeneric   = "http.generic"
 )
 
 // Observer is the system that sent the record (observer.*).
@@ -291,6 +294,16 @@ func (e *Event) AddLabel(key, value string) {
 		}
 	}
 	e.Labels = append(e.Labels, Label{Key: key, Value: value})
+}
+
+// Label returns the value of label key, "" when absent.
+func (e *Event) Label(key string) string {
+	for i := range e.Labels {
+		if e.Labels[i].Key == key {
+			return e.Labels[i].Value
+		}
+	}
+	return ""
 }
 
 // TenantLabel returns the label that identifies a firewall event's tenant:

@@ -39,6 +39,8 @@ func TopicFor(dataset string) string {
 		return TopicTickets
 	case DatasetGroupMembership:
 		return TopicNSX
+	case DatasetAudit:
+		return TopicAudit
 	}
 	return TopicOther
 }
@@ -46,8 +48,10 @@ func TopicFor(dataset string) string {
 // AppendKey appends the Kafka message key of e to dst, following the key
 // column of DESIGN.md's topic table, so that the events that must stay in
 // order share a partition: one tenant's firewall events (log label or rule
-// tag), one vCenter object, one VeloCloud enterprise. Events without such a
-// field are keyed by their sending host.
+// tag), one vCenter object, one VeloCloud enterprise, one ticket (label
+// ticket_id or ticket_number), the audit trail of one VM (label
+// vm_external_id, else host.hostname). Events without such a field are
+// keyed by their sending host.
 func AppendKey(dst []byte, e *Event) []byte {
 	switch TopicFor(e.Dataset) {
 	case TopicFirewall:
@@ -64,6 +68,20 @@ func AppendKey(dst []byte, e *Event) []byte {
 			dst = append(dst, v.Server...)
 			dst = append(dst, '/')
 			return append(dst, obj...)
+		}
+	case TopicTickets:
+		if id := e.Label("ticket_id"); id != "" {
+			return append(dst, id...)
+		}
+		if n := e.Label("ticket_number"); n != "" {
+			return append(dst, n...)
+		}
+	case TopicAudit:
+		if vm := e.Label("vm_external_id"); vm != "" {
+			return append(dst, vm...)
+		}
+		if e.Host.Hostname != "" {
+			return append(dst, e.Host.Hostname...)
 		}
 	case TopicVeloCloud:
 		v := &e.VMware.VeloCloud

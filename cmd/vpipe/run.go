@@ -23,6 +23,7 @@ import (
 	"github.com/vpipe/vpipe/parsers/loginsight"
 	"github.com/vpipe/vpipe/parsers/record"
 	"github.com/vpipe/vpipe/parsers/syslog"
+	"github.com/vpipe/vpipe/parsers/ticket"
 	"github.com/vpipe/vpipe/parsers/vcenter"
 	"github.com/vpipe/vpipe/parsers/velocloud"
 	"github.com/vpipe/vpipe/parsers/vmware"
@@ -34,6 +35,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline/stage"
 	"github.com/vpipe/vpipe/pipeline/syslogin"
 	"github.com/vpipe/vpipe/sinks/filesink"
+	"github.com/vpipe/vpipe/sinks/nsx"
 )
 
 // The --stages names: roleIngest is the listeners (syslog and HTTP
@@ -50,7 +52,10 @@ const (
 )
 
 // knownRoles lists what --stages may name.
-var knownRoles = []string{roleIngest, roleVCenter, roleVeloCloud, roleFile, roleTenantForward, roleTagSync, roleNDJSON}
+var knownRoles = []string{
+	roleIngest, roleVCenter, roleVeloCloud, roleNSXGroups,
+	roleFile, roleTenantForward, roleTagSync, roleNDJSON, roleJITAccess, roleForensics,
+}
 
 // runner is a poller or a consumer stage: Run works until ctx ends.
 type runner interface {
@@ -133,9 +138,10 @@ type proc struct {
 	listeners []*syslogin.Listener
 	servers   []*http.Server
 	serverLns []net.Listener
-	pollers   []runner    // stopped with the listeners
-	stages    []runner    // stopped after the producer flushed
-	closers   []io.Closer // stage sinks, closed after their runners stop
+	pollers   []runner     // stopped with the listeners
+	stages    []runner     // stopped after the sources, before the producer
+	closers   []io.Closer  // stage sinks, closed after their runners stop
+	nsxM      *nsx.Metrics // shared by the stages that talk to NSX; see nsxMetrics
 }
 
 // start builds and binds everything (so a port in use fails here) without
@@ -215,14 +221,19 @@ func start(cfg *config.Config, roles map[string]bool, log *slog.Logger) (p *proc
 		if err := hc.Validate(); err != nil {
 			return nil, fmt.Errorf("http: %w", err)
 		}
-		mux.Handle("/", httpin.NewHandler(hc, httpin.Deps{
+		ingest, err := p.wrapTicketWebhook(httpin.NewHandler(hc, httpin.Deps{
 			Parser: parser, Publisher: p.producer, Ready: p.producer.Ready, Log: log, Metrics: httpin.NewMetrics(reg),
 			Webhooks: map[string]httpin.WebhookParser{
 				"loginsight": loginsight.ParseWebhook, // Log Insight / Aria Operations for Logs alerts
 				"vcenter":    vcenter.Webhook,         // one vCenter event as JSON (VEBA)
 				"velocloud":  velocloud.Webhook,       // one VCO enterprise event
+				"ticket":     ticket.Webhook,          // a help desk ticket's lock changed (Znuny invoker)
 			},
 		}))
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/", ingest)
 	} else {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -235,7 +246,7 @@ func start(cfg *config.Config, roles map[string]bool, log *slog.Logger) (p *proc
 	}
 	sm := stage.NewMetrics(reg)
 	for _, start := range []func(map[string]bool, *prometheus.Registry, *stage.Metrics) error{
-		p.startFile, p.startTenantForward, p.startVCenter, p.startVeloCloud,
+		p.startFile, p.startTenantForward, p.startVCenter, p.startVeloCloud, p.startJIT, p.startForensics,
 	} {
 		if err := start(roles, reg, sm); err != nil {
 			return nil, err
@@ -420,14 +431,15 @@ func (p *proc) serve(ctx context.Context) error {
 	}
 	stopSources()
 	wg.Wait()
+	// Stages stop before the producer closes: they publish too (audit
+	// events), and what they did not commit is consumed again by the next
+	// member of their group.
+	stopStages()
+	stageWG.Wait()
 	<-probeDone
 	if err := p.producer.Close(deadline); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
-	// Stages stop after the producer flushed, so that what ingest accepted
-	// is still consumed by a stage of this process if it can be.
-	stopStages()
-	stageWG.Wait()
 	for _, c := range p.closers {
 		c.Close()
 	}

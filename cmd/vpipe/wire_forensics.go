@@ -48,7 +48,7 @@ func (p *proc) startForensics(roles map[string]bool, reg *prometheus.Registry, m
 			return checkpoint.Open(ctx, brokers, topic)
 		}
 		for _, sc := range sources {
-			src, err := newNSXGroupsSource(sc, nsxgroups.Deps{Publisher: p.producer, OpenCheckpoints: open, Metrics: gm, Log: p.log})
+			src, err := newNSXGroupsSource(sc, p.nsxMetrics(reg), nsxgroups.Deps{Publisher: p.producer, OpenCheckpoints: open, Metrics: gm, Log: p.log})
 			if err != nil {
 				return fmt.Errorf("sources.nsx_groups %s: %w", sc.Name, err)
 			}
@@ -67,11 +67,8 @@ func (p *proc) startForensics(roles map[string]bool, reg *prometheus.Registry, m
 }
 
 // newNSXGroupsSource turns a configured source into a poller on its own
-// NSX client. The client's own metrics are not registered: nsx.Metrics
-// may be registered once per registry and other roles (tag-sync,
-// jit-access) own NSX clients too; the source's vpipe_nsxgroups_* metrics
-// count its polls.
-func newNSXGroupsSource(sc config.NSXGroupsSource, deps nsxgroups.Deps) (*nsxgroups.Source, error) {
+// NSX client, counted in the process's shared NSX metrics nm.
+func newNSXGroupsSource(sc config.NSXGroupsSource, nm *nsx.Metrics, deps nsxgroups.Deps) (*nsxgroups.Source, error) {
 	if sc.API == "nsxv" {
 		return nil, errors.New("api nsxv: the NSX client (sinks/nsx) cannot read security group membership yet " +
 			"(GET /api/2.0/services/securitygroup/{id}/translation/virtualmachines)")
@@ -93,7 +90,7 @@ func newNSXGroupsSource(sc config.NSXGroupsSource, deps nsxgroups.Deps) (*nsxgro
 		Username: sc.Username, Password: password,
 		VMC: nsx.VMC{RefreshToken: token, OrgID: sc.VMC.OrgID, SDDCID: sc.VMC.SDDCID},
 		TLS: tc,
-	}, nil, deps.Log)
+	}, nm, deps.Log)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,7 +85,7 @@ func (p *proc) startJIT(roles map[string]bool, reg *prometheus.Registry, m *stag
 		Name: roleJITAccess, URL: n.URL, API: n.API, EnforcementPoint: n.EnforcementPoint,
 		Auth: n.Auth, Username: n.Username, Password: npass, TLS: ntls,
 		VMC: nsx.VMC{RefreshToken: token, CSPURL: n.VMC.CSPURL, URL: n.VMC.URL, OrgID: n.VMC.OrgID, SDDCID: n.VMC.SDDCID},
-	}, nsxMetrics(reg), p.log)
+	}, p.nsxMetrics(reg), p.log)
 	if err != nil {
 		return fmt.Errorf("%s: %w", at, err)
 	}
@@ -168,25 +167,16 @@ func jitTLS(caFile string, insecure bool) (*tls.Config, error) {
 	return tc, nil
 }
 
-// nsxMetrics returns the one *nsx.Metrics of reg. nsx.NewMetrics registers
-// its collectors, so every stage of a process that talks to NSX (tag-sync,
-// jit-access, forensics) must share it: call this rather than
+// nsxMetrics returns the process's one *nsx.Metrics. nsx.NewMetrics
+// registers its collectors, so every stage of a process that talks to NSX
+// (tag-sync, jit-access, forensics) shares it: call this rather than
 // nsx.NewMetrics.
-func nsxMetrics(reg *prometheus.Registry) *nsx.Metrics {
-	nsxMetricsMu.Lock()
-	defer nsxMetricsMu.Unlock()
-	m, ok := nsxMetricsOf[reg]
-	if !ok {
-		m = nsx.NewMetrics(reg)
-		nsxMetricsOf[reg] = m
+func (p *proc) nsxMetrics(reg *prometheus.Registry) *nsx.Metrics {
+	if p.nsxM == nil {
+		p.nsxM = nsx.NewMetrics(reg)
 	}
-	return m
+	return p.nsxM
 }
-
-var (
-	nsxMetricsMu sync.Mutex
-	nsxMetricsOf = map[*prometheus.Registry]*nsx.Metrics{}
-)
 
 // closeWithin adapts a Close(ctx) to io.Closer, with a 5s deadline.
 type closeWithin func(context.Context) error

@@ -36,8 +36,9 @@ type Config struct {
 
 // Sources configures the pollers.
 type Sources struct {
-	VCenter   []VCenterSource   `yaml:"vcenter"`   // sources_vcenter.go
-	VeloCloud []VeloCloudSource `yaml:"velocloud"` // sources_velocloud.go
+	VCenter   []VCenterSource   `yaml:"vcenter"`    // sources_vcenter.go
+	VeloCloud []VeloCloudSource `yaml:"velocloud"`  // sources_velocloud.go
+	NSXGroups []NSXGroupsSource `yaml:"nsx_groups"` // forensics.go
 }
 
 // Stages configures the consumer stages; a stage runs when it is
@@ -47,6 +48,8 @@ type Stages struct {
 	TenantForward *TenantForwardStage `yaml:"tenant_forward"` // tenants.go
 	TagSync       *TagSyncStage       `yaml:"tag_sync"`       // sources_vcenter.go
 	NDJSON        *NDJSONStage        `yaml:"ndjson"`         // sources_velocloud.go
+	JITAccess     *JITAccessStage     `yaml:"jit_access"`     // jit.go
+	Forensics     *ForensicsStage     `yaml:"forensics"`      // forensics.go
 }
 
 // FileStage appends the events of some topics to one NDJSON file, fsynced
@@ -255,6 +258,8 @@ func (c *Config) fill() {
 	c.fillTenants()
 	c.fillVCenter()
 	c.fillVeloCloud()
+	c.fillJIT()
+	c.fillForensics()
 	if f := c.Stages.File; f != nil {
 		if len(f.Topics) == 0 {
 			f.Topics = []string{"firewall", "vcenter", "velocloud", "tickets", "nsx", "other"}
@@ -441,6 +446,8 @@ func (c *Config) Validate() error {
 	c.validateTenants(p)
 	c.validateVCenter(p)
 	c.validateVeloCloud(p)
+	c.validateJIT(p)
+	c.validateForensics(p)
 	if len(p.List) > 0 {
 		return p
 	}

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"reflect"
 	"strings"
 	"time"
 )
@@ -156,20 +155,10 @@ func (s ForensicsSnapshot) On() bool { return s.Enabled == nil || *s.Enabled }
 // On reports whether mirroring is enabled.
 func (m ForensicsMirror) On() bool { return m.Enabled == nil || *m.Enabled }
 
-// forensicsConfig returns Sources.NSXGroups and Stages.Forensics. It
-// looks them up by field name so that this file builds before config.go
-// declares them (nil, nil until then); once it does, this is two field
-// reads.
+// forensicsConfig returns where Sources.NSXGroups and Stages.Forensics
+// live.
 func (c *Config) forensicsConfig() (*[]NSXGroupsSource, **ForensicsStage) {
-	var src *[]NSXGroupsSource
-	var st **ForensicsStage
-	if f := reflect.ValueOf(&c.Sources).Elem().FieldByName("NSXGroups"); f.IsValid() {
-		src, _ = f.Addr().Interface().(*[]NSXGroupsSource)
-	}
-	if f := reflect.ValueOf(&c.Stages).Elem().FieldByName("Forensics"); f.IsValid() {
-		st, _ = f.Addr().Interface().(**ForensicsStage)
-	}
-	return src, st
+	return &c.Sources.NSXGroups, &c.Stages.Forensics
 }
 
 // fillForensics sets the defaults of sources.nsx_groups and

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"reflect"
 	"strings"
 	"time"
 )
@@ -125,20 +124,11 @@ const (
 )
 
 // JITStage returns c's stages.jit_access section, nil when it is absent.
-//
-// It finds the section by the field name JITAccess of Stages, so that this
-// file builds before config.go declares the field; once it does, the body
-// may become `return c.Stages.JITAccess`.
 func JITStage(c *Config) *JITAccessStage {
 	if c == nil {
 		return nil
 	}
-	f := reflect.ValueOf(&c.Stages).Elem().FieldByName("JITAccess")
-	if !f.IsValid() || f.IsNil() {
-		return nil
-	}
-	j, _ := f.Interface().(*JITAccessStage)
-	return j
+	return c.Stages.JITAccess
 }
 
 // fillJIT sets the defaults of the jit-access stage.

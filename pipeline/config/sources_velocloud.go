@@ -61,7 +61,7 @@ type VeloCloudSource struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// RefreshEnterprises: how often the enterprises are listed again
 	// (default 10m).
-	RefreshEnterprises Duration `yaml:"refresh_enterprises"`
+	RefreshEnterprises Duration  `yaml:"refresh_enterprises"`
 	TLS                ClientTLS `yaml:"tls"`
 }
 
