@@ -133,7 +133,7 @@ func TestSourceGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.Created = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) // when vpipe read it; varies
-		e.Observer.Hostname = "vco.example.test" // the test server's host varies
+		e.Observer.Hostname = "vco.example.test"                // the test server's host varies
 		e.ID = string(velocloud.EventID(nil, "vco.example.test", 7, e.VMware.VeloCloud.EventID, e.Original))
 		got = append(e.AppendJSON(got), '\n')
 	}
