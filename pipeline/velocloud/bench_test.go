@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpipe/vpipe/pipeline/velocloud"
 	"github.com/vpipe/vpipe/pipeline/velocloud/simulator"
 )
 
@@ -65,5 +64,4 @@ func BenchmarkSource(b *testing.B) {
 	}
 	b.ReportMetric(float64(total*i)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(0, "ns/op")
-	_ = velocloud.ResultOK
 }

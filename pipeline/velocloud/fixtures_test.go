@@ -114,7 +114,7 @@ func TestSourceGolden(t *testing.T) {
 	defer vco.Close()
 	addr := startBroker(t)
 	h := newHarness(t, addr, "vpipe.")
-	cfg := sourceConfig("golden", strings.Replace(vco.URL, "127.0.0.1", "localhost", 1))
+	cfg := sourceConfig("golden", vco.URL)
 	cfg.Account = velocloud.AccountEnterprise
 	cfg.Enterprises = []string{"7"}
 	cfg.Backfill = 24 * 365 * 10 * time.Hour // back to 2021
