@@ -221,5 +221,3 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
-
-
