@@ -107,6 +107,8 @@ var (
 	ErrRateLimited = errors.New("rate limited")
 	// ErrMalformed: an answer that is not the documented JSON.
 	ErrMalformed = errors.New("malformed answer")
+	// errNotJSON marks a malformed answer that is not JSON at all.
+	errNotJSON = errors.New("not json")
 )
 
 // APIError is a VCO answer other than success.
@@ -506,7 +508,9 @@ func decodeEvents(method string, data []byte, limit int) (EventsPage, error) {
 		return EventsPage{Events: evs, More: limit > 0 && len(evs) >= limit, Limit: limit}, nil
 	}
 	if s.peek() != '{' {
-		return bad("want an object at byte %d", s.i)
+		// Not JSON at all (an HTML error page of a proxy, say): a
+		// problem of the path to the VCO, not of this window's events.
+		return EventsPage{}, fmt.Errorf("vco %s: %w: %w: %s", method, ErrMalformed, errNotJSON, snippet(data))
 	}
 	s.i++
 	out := EventsPage{Limit: limit}

@@ -106,7 +106,11 @@ func (p *poller) poll(ctx context.Context) {
 				}
 				p.log.Warn("rate limited by the VCO; pausing the source's requests", "pause", d)
 				p.s.pauseFor(d)
-			case errors.Is(err, ErrMalformed) || errors.As(err, &ae) && ae.Status == 400:
+			case errors.Is(err, ErrMalformed) && !errors.Is(err, errNotJSON):
+				// A broken JSON answer for this window (a cut body, an
+				// event the VCO cannot serialise): retried, then read
+				// in halves, then skipped as a gap. Anything else is
+				// retried for as long as it lasts.
 				attempts++
 				if attempts < cfg.MaxAttempts {
 					d := p.s.backoff(attempts - 1)
@@ -132,7 +136,10 @@ func (p *poller) poll(ctx context.Context) {
 				d := p.s.backoff(failures)
 				failures++
 				level := slog.LevelWarn
-				if Result(err) == ResultAuth || Result(err) == ResultForbidden {
+				switch Result(err) {
+				case ResultAuth, ResultForbidden, ResultClient, ResultMalformed:
+					// Not going away by itself: configuration, or
+					// what stands between vpipe and the VCO.
 					level = slog.LevelError
 				}
 				p.log.Log(ctx, level, "read events failed; retrying", "start", a, "end", b, "attempt", failures, "backoff", d, "error", err)

@@ -27,12 +27,13 @@
 //   - Errors: 429 pauses every request of the source for Retry-After (or
 //     RateLimitBackoff, 5 s as the swagger advises); 401 with a password
 //     logs in again once, then backs off like 5xx, network errors and
-//     timeouts, which are retried with exponential backoff for as long as
-//     they last: the cursor does not move, the lag metric grows, nothing
-//     is skipped. An answer that is not the documented JSON (or a 400) is
-//     retried MaxAttempts times, then the window is split, and a
-//     MinWindow window that still fails is skipped: a gap, logged with its
-//     time range and counted in vpipe_velocloud_gaps_total.
+//     timeouts, and 4xx and answers that are not JSON at all (a proxy's
+//     error page), are retried with exponential backoff for as long as
+//     they last: the cursor does not move, the lag metric grows, each
+//     failure is logged, nothing is skipped. A broken JSON answer is
+//     retried MaxAttempts times, then the window is split, and a MinWindow
+//     window that still fails is skipped: a gap, logged with its time
+//     range and counted in vpipe_velocloud_gaps_total.
 //   - Checkpoint per enterprise (key <CheckpointPrefix><enterprise id>,
 //     see pipeline/checkpoint): the cursor and the ids of the events
 //     published within the overlap, written after Kafka acknowledged every
@@ -112,8 +113,8 @@ type Config struct {
 	// failed request (defaults 1s and 5m); RateLimitBackoff is the pause
 	// after a 429 without Retry-After (default 5s).
 	MinBackoff, MaxBackoff, RateLimitBackoff time.Duration
-	// MaxAttempts is how often a window whose answer is malformed (or
-	// 400) is tried before it is split, and at MinWindow skipped as a gap
+	// MaxAttempts is how often a window whose answer is broken JSON is
+	// tried before it is split, and at MinWindow skipped as a gap
 	// (default 5).
 	MaxAttempts int
 	// RefreshEnterprises is how often the enterprises are resolved again

@@ -189,6 +189,16 @@ func TestSourceErrors(t *testing.T) {
 					t.Error("a gap after two malformed answers; they should be retried")
 				}
 			}},
+		{"html page", velocloud.Auth{Token: testToken},
+			[]simulator.Failure{{Kind: simulator.FailHTML, Count: 6}},
+			func(t *testing.T, h *harness, _ *simulator.Server) {
+				if metric(t, h.reg, "vpipe_velocloud_requests_total", "result", "malformed") < 6 {
+					t.Error("html answers not counted")
+				}
+				if metric(t, h.reg, "vpipe_velocloud_gaps_total") != 0 || metric(t, h.reg, "vpipe_velocloud_window_splits_total") != 0 {
+					t.Error("an html page (not the window's fault) split or skipped the window")
+				}
+			}},
 		{"timeout", velocloud.Auth{Token: testToken},
 			[]simulator.Failure{{Kind: simulator.FailTimeout, Count: 2}},
 			func(t *testing.T, h *harness, _ *simulator.Server) {

@@ -39,7 +39,7 @@
 //     description says of the real leaky bucket).
 //
 // Tests and demos add events with Insert or Generate, and inject failures
-// (401, 429, 500, malformed JSON, a hang) with Fail.
+// (401, 429, 500, malformed JSON, an HTML page, a hang) with Fail.
 package simulator
 
 import (
@@ -126,7 +126,8 @@ const (
 	FailUnauthorized = "unauthorized" // 401, and the caller's session is ended
 	FailRateLimit    = "rate_limit"   // 429 with Retry-After
 	FailServer       = "server"       // 500 with an error body
-	FailMalformed    = "malformed"    // 200 with a body that is not JSON
+	FailMalformed    = "malformed"    // 200 with a JSON body cut short
+	FailHTML         = "html"         // 200 with an HTML page, as a misconfigured proxy answers
 	FailTimeout      = "timeout"      // no answer until the client gives up (or Delay passes)
 )
 
@@ -477,6 +478,10 @@ func (s *Server) injected(w http.ResponseWriter, r *http.Request, p principal) b
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
 		w.Write([]byte(`{"metaData": {"limit": 2048, "more": false}, "data": [{"id": 1, "eventTime": "2021-`))
+	case FailHTML:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("<html><body>Please log in to the proxy</body></html>"))
 	case FailTimeout:
 		var after <-chan time.Time
 		if f.Delay > 0 {
