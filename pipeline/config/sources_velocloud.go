@@ -78,7 +78,7 @@ type NDJSONStage struct {
 	// Dir the files go under (required).
 	Dir string `yaml:"dir"`
 	// Path under dir, a template over event fields (default
-	// "{organization.name}/events.json").
+	// "{organization.name|vmware.velocloud.enterprise_name}/events.json").
 	Path string `yaml:"path"`
 	// Format: original (default; the VCO JSON as the cron job wrote it)
 	// or event (the normalised event).

@@ -14,6 +14,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/config"
 	"github.com/vpipe/vpipe/pipeline/velocloud"
+	"github.com/vpipe/vpipe/sinks/ndjson"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -61,7 +62,7 @@ func TestConfigFiles(t *testing.T) {
 		if v.Interval.D() != time.Minute || v.Lookback.D() != 15*time.Minute || v.PageLimit != 2048 || v.Concurrency != 2 {
 			t.Errorf("source defaults: %+v", v)
 		}
-		if n.Path != "{organization.name}/events.json" || n.Format != "original" || n.Topics[0] != "velocloud" ||
+		if n.Path != ndjson.DefaultPath || n.Format != "original" || n.Topics[0] != "velocloud" ||
 			n.GroupID != "vpipe-ndjson" || n.ReopenOnSIGHUP == nil || !*n.ReopenOnSIGHUP {
 			t.Errorf("ndjson defaults: %+v", n)
 		}

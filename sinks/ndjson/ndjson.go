@@ -50,7 +50,7 @@ const (
 )
 
 // DefaultPath is the path template of the VCO layout.
-const DefaultPath = "{organization.name}/events.json"
+const DefaultPath = "{organization.name|vmware.velocloud.enterprise_name}/events.json"
 
 // Config configures a Sink. Zero fields take the defaults named.
 type Config struct {
