@@ -497,3 +497,16 @@ func TestWriteErrors(t *testing.T) {
 }
 
 func ndjsonRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
+
+// TestDefaultPathFallback: a VCO event from the webhook route has no
+// organization; the default path takes its enterprise name.
+func TestDefaultPathFallback(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, ndjson.Config{Dir: dir})
+	r := vcoRecord("Acme", 1)
+	r.Event.Organization = pipeline.Organization{}
+	write(t, s, []stage.Record{r, vcoRecord("Acme", 2)})
+	if got := vcoIDs(t, lines(t, filepath.Join(dir, "Acme", "events.json"))); !slices.Equal(got, []int{1, 2}) {
+		t.Errorf("ids %v, want [1 2]", got)
+	}
+}
