@@ -96,6 +96,9 @@ type receiver struct {
 	// pace, when set, is the wait after each message (a slow endpoint).
 	pace    atomic.Int64
 	stopped atomic.Bool
+	// countOnly counts frames without looking at them (benchmarks).
+	countOnly bool
+	frames    atomic.Int64
 
 	mu    sync.Mutex
 	seqs  []int
@@ -112,23 +115,41 @@ type receiver struct {
 func newReceiver(t testing.TB, transport string) *receiver {
 	t.Helper()
 	r := &receiver{t: t, transport: transport, conns: map[net.Conn]bool{}}
-	if transport == "udp" {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.addr = pc.LocalAddr().String()
-		pc.Close()
-	} else {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.addr = ln.Addr().String()
-		ln.Close()
-	}
+	r.addr = reservePort(t, transport)
 	t.Cleanup(r.stop)
 	return r
+}
+
+var (
+	reservedMu sync.Mutex
+	reserved   = map[string]bool{} // never handed out twice in one test binary
+)
+
+// reservePort returns a free 127.0.0.1 port below the ephemeral range
+// (32768 and up on Linux), so that no outgoing connection takes it before
+// the receiver listens on it (some receivers start late: dead endpoints).
+func reservePort(t testing.TB, transport string) string {
+	t.Helper()
+	reservedMu.Lock()
+	defer reservedMu.Unlock()
+	for attempt := 0; attempt < 1000; attempt++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000))
+		if reserved[addr] {
+			continue
+		}
+		reserved[addr] = true
+		if transport == "udp" {
+			if pc, err := net.ListenPacket("udp", addr); err == nil {
+				pc.Close()
+				return addr
+			}
+		} else if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
 }
 
 func (r *receiver) start() {
@@ -244,6 +265,10 @@ func (r *receiver) readUDP(pc net.PacketConn) {
 }
 
 func (r *receiver) record(msg []byte) {
+	if r.countOnly {
+		r.frames.Add(1)
+		return
+	}
 	seq, ok := seqOf(msg)
 	r.mu.Lock()
 	defer r.mu.Unlock()

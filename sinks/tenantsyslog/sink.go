@@ -52,6 +52,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,14 +168,13 @@ type Sink struct {
 	unresolved [5][2]prometheus.Counter // by reason, result
 
 	// Owned by Write (the runner calls it from one goroutine at a time).
-	envelope *syslog.Parser
-	scratch  pipeline.Event
-	items    []*item
-	touched  []*route
-	waits    []routeWait
-	early    []*item // parked at once: their destination was parking
-	late     []*item // parked after the wait: not sent in time
-	redo     map[recordKey]bool
+	workers []*worker
+	items   []*item
+	touched []*route
+	waits   []routeWait
+	early   []*item // parked at once: their destination was parking
+	late    []*item // parked after the wait: not sent in time
+	redo    map[recordKey]bool
 }
 
 type recordKey struct {
@@ -208,8 +208,10 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Sink, error) {
 	}
 	s := &Sink{
 		cfg: cfg, m: m, log: log.With("component", "tenant-forward"),
-		parker:   newParker(cfg.Brokers, cfg.ParkedTopic, cfg.Transport),
-		envelope: syslog.NewParser(syslog.Options{}),
+		parker: newParker(cfg.Brokers, cfg.ParkedTopic, cfg.Transport),
+	}
+	for range min(4, max(1, runtime.GOMAXPROCS(0))) {
+		s.workers = append(s.workers, &worker{envelope: syslog.NewParser(syslog.Options{})})
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	reasons := []string{ReasonNoLabel, ReasonUnknown, ReasonAmbiguous, ReasonNoDestination, ReasonRemoved}
@@ -308,35 +310,40 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	}
 	snap := s.snap.Load()
 	now := time.Now()
-	items, touched := s.items[:0], s.touched[:0]
-	for i := range batch {
-		rec := &batch[i]
-		if s.redo != nil && s.redo[recordKey{rec.Msg.Topic, rec.Msg.Partition, rec.Msg.Offset}] {
-			continue
+	// Resolve and format, split over the workers for a large batch.
+	nw := 1
+	if len(batch) >= 2*minShare {
+		nw = min(len(s.workers), len(batch)/minShare)
+	}
+	if nw == 1 {
+		s.workers[0].prepare(s, snap, batch, 0, len(batch))
+	} else {
+		var wg sync.WaitGroup
+		share := (len(batch) + nw - 1) / nw
+		for k := 1; k < nw; k++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.workers[k].prepare(s, snap, batch, k*share, min(len(batch), (k+1)*share))
+			}()
 		}
-		ev := rec.Event
-		routes := s.routesFor(snap, ev)
-		var msg []byte
-		needMsg := true
-		for _, r := range routes {
-			if needMsg && r.f.format != FormatJSON {
-				msg, needMsg = s.message(ev), false
-			}
+		s.workers[0].prepare(s, snap, batch, 0, share)
+		wg.Wait()
+	}
+	items, touched := s.items[:0], s.touched[:0]
+	for _, wk := range s.workers[:nw] {
+		for _, it := range wk.items {
+			r := it.r
 			if len(r.batch) == 0 {
 				touched = append(touched, r)
 				r.ww = newWaiter()
 			}
-			it := newItem(r, r.ww)
-			it.rec = i
-			var cut bool
-			it.msg, cut = r.f.appendMessage(it.msg, ev, msg)
-			if cut {
-				r.m.truncated.Inc()
-			}
-			it.eventID = append(it.eventID, ev.ID...)
+			it.w = r.ww
 			r.batch = append(r.batch, it)
 			items = append(items, it)
 		}
+		clear(wk.items)
+		wk.items = wk.items[:0]
 	}
 	for _, r := range touched {
 		mode := r.admit(now)
@@ -558,13 +565,53 @@ func (s *Sink) unresolvedRoutes(snap *snapshot, reason int) []*route {
 	return nil
 }
 
+// minShare is the smallest part of a batch worth a worker of its own.
+const minShare = 256
+
+// worker resolves and formats a part of a batch. Each has its own
+// scratch, so that workers run in parallel.
+type worker struct {
+	envelope *syslog.Parser
+	scratch  pipeline.Event
+	items    []*item // in record order
+}
+
+// prepare resolves batch[from:to] and formats an item for each
+// destination, without a waiter yet (Write assigns them in order).
+func (wk *worker) prepare(s *Sink, snap *snapshot, batch []stage.Record, from, to int) {
+	for i := from; i < to; i++ {
+		rec := &batch[i]
+		if s.redo != nil && s.redo[recordKey{rec.Msg.Topic, rec.Msg.Partition, rec.Msg.Offset}] {
+			continue
+		}
+		ev := rec.Event
+		routes := s.routesFor(snap, ev)
+		var msg []byte
+		needMsg := true
+		for _, r := range routes {
+			if needMsg && r.f.format != FormatJSON {
+				msg, needMsg = wk.message(ev), false
+			}
+			it := newItem(r, nil)
+			it.rec = i
+			var cut bool
+			it.msg, cut = r.f.appendMessage(it.msg, ev, msg)
+			if cut {
+				r.m.truncated.Inc()
+			}
+			it.eventID = append(it.eventID, ev.ID...)
+			wk.items = append(wk.items, it)
+		}
+	}
+}
+
 // message returns the syslog MSG part of ev.Original, parsing a copy of
 // the record's envelope (the runner's event must not be modified).
-func (s *Sink) message(ev *pipeline.Event) []byte {
-	sc := &s.scratch
+func (wk *worker) message(ev *pipeline.Event) []byte {
+	sc := &wk.scratch
 	sc.Reset()
 	sc.Original = append(sc.Original, ev.Original...)
-	return s.envelope.Parse(sc)
+	return wk.envelope.Parse(sc)
 }
 
 // watch lets routes that wait for the replay of another process learn
