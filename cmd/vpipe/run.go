@@ -159,9 +159,14 @@ func start(cfg *config.Config, roles map[string]bool, log *slog.Logger) (p *proc
 
 	p.brokers = cfg.Kafka.Brokers
 	if len(p.brokers) == 0 {
-		topics := make([]string, len(pipeline.AllTopics))
-		for i, t := range pipeline.AllTopics {
-			topics[i] = cfg.Kafka.TopicPrefix + t
+		var topics []string
+		for _, t := range pipeline.AllTopics {
+			// The checkpoints topic is created compacted by
+			// pipeline/checkpoint on first use; seeding would make it
+			// an ordinary one.
+			if t != pipeline.TopicCheckpoints {
+				topics = append(topics, cfg.Kafka.TopicPrefix+t)
+			}
 		}
 		p.broker, err = broker.Start(broker.Config{
 			Listen:     cfg.Kafka.Embedded.Listen,
