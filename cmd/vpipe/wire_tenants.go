@@ -42,7 +42,7 @@ func (p *proc) startTenantForward(roles map[string]bool, reg *prometheus.Registr
 	}
 	sink, err := tenantsyslog.New(tenantsyslog.Config{
 		Brokers: p.brokers, ParkedTopic: prefix + s.ParkedTopic, ReplayGroupID: s.Replay.GroupID,
-		QueueSize: s.QueueSize, DeliverTimeout: s.DeliverTimeout.D(),
+		QueueSize: s.QueueSize, DeliverTimeout: s.DeliverTimeout.D(), StallTimeout: s.StallTimeout.D(),
 		Unknown: s.Unknown, CatchAll: catchAll,
 		ReplayBatchSize: s.Replay.BatchSize, ReplayTimeout: s.Replay.Timeout.D(),
 	}, tenantsyslog.NewMetrics(reg), p.log)

@@ -151,9 +151,13 @@ type TenantForwardStage struct {
 	// QueueSize bounds each destination's queue (default 4096 events):
 	// once full, the destination's events are parked.
 	QueueSize int `yaml:"queue_size"`
-	// DeliverTimeout is how long a batch waits for a destination before
-	// the events it has not sent are parked (default 1s).
+	// DeliverTimeout is the longest a batch waits for a destination
+	// before the events it has not sent are parked (default 1s).
+	// StallTimeout ends that wait early for a destination whose sender
+	// has been blocked this long in a write, a connection attempt or the
+	// rate limit: a slow endpoint (default 100ms).
 	DeliverTimeout Duration `yaml:"deliver_timeout"`
+	StallTimeout   Duration `yaml:"stall_timeout"`
 	// ParkedTopic is the topic (without prefix) of parked events, keyed by
 	// tenant (default parked).
 	ParkedTopic string       `yaml:"parked_topic"`
@@ -222,6 +226,9 @@ func (c *Config) fillTenants() {
 		}
 		if s.DeliverTimeout == 0 {
 			s.DeliverTimeout = Duration(time.Second)
+		}
+		if s.StallTimeout == 0 {
+			s.StallTimeout = Duration(100 * time.Millisecond)
 		}
 		if s.ParkedTopic == "" {
 			s.ParkedTopic = "parked"
@@ -352,6 +359,9 @@ func (c *Config) validateTenants(p *Problems) {
 	}
 	if s.DeliverTimeout <= 0 {
 		p.add(sp+".deliver_timeout", "must be positive")
+	}
+	if s.StallTimeout <= 0 || s.StallTimeout > s.DeliverTimeout {
+		p.add(sp+".stall_timeout", "must be positive and at most deliver_timeout")
 	}
 	if !topicName(s.ParkedTopic) {
 		p.add(sp+".parked_topic", "%q is not a topic name", s.ParkedTopic)
