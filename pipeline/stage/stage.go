@@ -70,6 +70,7 @@ type Runner struct {
 	recs      []Record
 	dead      []deadLetter
 	last      []kafka.Message
+	commits   *committer
 	lags      map[topicPartition]int64
 	fetchErrs int
 }
@@ -124,6 +125,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer r.dlq.Close()
 	rd := kafka.NewReader(r.readerConfig())
 	defer r.closeReader(rd)
+	r.commits = r.newCommitter(rd)
+	defer r.commits.close() // before closeReader: the last commit needs the reader
 	r.log.Info("stage started", "topics", r.cfg.Topics, "group", r.cfg.GroupID, "dlq", r.cfg.DLQTopic)
 	for ctx.Err() == nil {
 		if msgs := r.fetch(ctx, rd); len(msgs) > 0 {
@@ -243,7 +246,7 @@ func (r *Runner) handle(ctx context.Context, rd *kafka.Reader, msgs []kafka.Mess
 	if len(dead) > 0 && !r.sendDLQ(ctx, dead) {
 		return
 	}
-	r.commit(ctx, rd)
+	r.commits.add(r.last)
 }
 
 // event returns the reusable event for position i of a batch (DecodeJSON
@@ -343,21 +346,6 @@ next:
 		last = append(last, *m)
 	}
 	r.last = last
-}
-
-// commit commits the batch (its last offset per partition). A failed
-// commit is logged and counted, not retried: the next batch's commit of
-// the same partition covers it, and otherwise the records are delivered
-// again (at-least-once). The commit runs under ShutdownTimeout even after
-// ctx ended, so a confirmed batch is not redelivered after a clean
-// shutdown.
-func (r *Runner) commit(ctx context.Context, rd *kafka.Reader) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := rd.CommitMessages(cctx, r.last...); err != nil {
-		r.m.commitErrs.Inc()
-		r.log.Warn("commit offsets; the records will be delivered again", "error", err)
-	}
 }
 
 // updateLag sets the lag gauge from the high watermarks the fetched

@@ -245,8 +245,10 @@ func TestMaxRetries(t *testing.T) {
 // TestTwoRunnersShareGroup: two runners in one group split the partitions
 // between them, each record delivered once; when one stops, the other takes
 // over its partitions from where it committed. The rebalance may deliver
-// the survivor's batch in flight again (kafka-go has no revocation hook to
-// commit it first), so up to one batch of duplicates is allowed then.
+// again what the survivor had not yet committed (kafka-go has no
+// revocation hook to commit it first): the batch being written and the two
+// batches the committer may hold (see committer), so up to three batches
+// of duplicates are allowed then.
 func TestTwoRunnersShareGroup(t *testing.T) {
 	const n = 1000
 	addr := brokertest.Start(t, "in", "dlq")
@@ -293,8 +295,8 @@ func TestTwoRunnersShareGroup(t *testing.T) {
 	for _, c := range all {
 		dups += c - 1
 	}
-	if batch := testConfig("", "", "").BatchSize; dups > batch {
-		t.Errorf("%d duplicates, want at most one batch (%d)", dups, batch)
+	if batch := testConfig("", "", "").BatchSize; dups > 3*batch {
+		t.Errorf("%d duplicates, want at most three batches (%d each)", dups, batch)
 	}
 }
 
@@ -322,10 +324,11 @@ func assignedMembers(t *testing.T, addr, group string) int {
 
 // TestKillAndRestart runs the file stage in a child process, SIGKILLs it
 // mid-run, and runs it again on the same group and file: every event is in
-// the file and no line is torn. The duplicates are the batch that was
-// written but not committed when the process died (typically exactly one
-// batch, or none), plus one batch for any rebalance the second process
-// goes through; they must stay within one batch per partition.
+// the file and no line is torn. The duplicates are what was written but
+// not committed when the process died (the batch being written and at most
+// two confirmed batches whose commits had not returned: see committer),
+// plus one batch for any rebalance the second process goes through; they
+// must stay within one batch per partition.
 func TestKillAndRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
