@@ -493,15 +493,16 @@ func (r *route) replayedTo(part int, off int64) {
 	}
 }
 
-// waitingForReplay reports the partition of the last parked event while
-// the route waits for the replay to reach it.
-func (r *route) waitingForReplay() (part int, off int64, ok bool) {
+// waitingForReplay reports the position of the last parked event while
+// the route waits for the replay to reach it, and whether it is draining
+// (holding a batch meanwhile).
+func (r *route) waitingForReplay() (part int, off int64, draining, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.mode.Load() == modeLive || !r.up.Load() || r.caughtUp() {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
-	return r.lastPark.part, r.lastPark.off, true
+	return r.lastPark.part, r.lastPark.off, r.mode.Load() == modeDraining, true
 }
 
 // take waits for items to send: replayed ones first, live ones while the

@@ -615,12 +615,15 @@ func (wk *worker) message(ev *pipeline.Event) []byte {
 }
 
 // watch lets routes that wait for the replay of another process learn
-// its progress from the replay group's committed offsets.
+// its progress from the replay group's committed offsets: every
+// WatchInterval, and ten times as often while a route is draining (a
+// batch is waiting).
 func (s *Sink) watch() {
 	defer s.watching.Done()
-	t := time.NewTicker(s.cfg.WatchInterval)
+	t := time.NewTicker(max(s.cfg.WatchInterval/10, 20*time.Millisecond))
 	defer t.Stop()
 	client := &kafka.Client{Addr: kafka.TCP(s.cfg.Brokers...), Transport: s.cfg.Transport}
+	var last time.Time
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -635,15 +638,18 @@ func (s *Sink) watch() {
 		}
 		var waits []wait
 		parts := map[int]bool{}
+		urgent := false
 		for _, r := range snap.byKey {
-			if p, off, ok := r.waitingForReplay(); ok {
+			if p, off, draining, ok := r.waitingForReplay(); ok {
 				waits = append(waits, wait{r, p, off})
 				parts[p] = true
+				urgent = urgent || draining
 			}
 		}
-		if len(waits) == 0 {
+		if len(waits) == 0 || (!urgent && time.Since(last) < s.cfg.WatchInterval) {
 			continue
 		}
+		last = time.Now()
 		req := &kafka.OffsetFetchRequest{GroupID: s.cfg.ReplayGroupID, Topics: map[string][]int{s.cfg.ParkedTopic: nil}}
 		for p := range parts {
 			req.Topics[s.cfg.ParkedTopic] = append(req.Topics[s.cfg.ParkedTopic], p)
