@@ -30,6 +30,9 @@ type ConnConfig struct {
 	Timeout time.Duration
 }
 
+// maxIdleConns is the idle connections kept to vCenter.
+const maxIdleConns = 32
+
 // Conn is a logged-in vCenter session: the SOAP (vim25) client and, when
 // asked for, the vAPI REST client (tagging). Both share the TLS settings.
 type Conn struct {
@@ -61,6 +64,10 @@ func Dial(ctx context.Context, cfg ConnConfig, withREST bool) (*Conn, error) {
 		timeout = 60 * time.Second
 	}
 	sc.Timeout = timeout
+	// Keep connections for concurrent callers (the tag sync's workers):
+	// Go's default of 2 idle connections per host makes every further
+	// call pay a TLS handshake.
+	sc.DefaultTransport().MaxIdleConnsPerHost = maxIdleConns
 	vc, err := vim25.NewClient(ctx, sc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to vcenter %s: %w", u.Host, err)

@@ -65,6 +65,17 @@ func page(r *http.Request, vms []vmJSON) ([]vmJSON, string, bool) {
 	return vms[start:end], next, true
 }
 
+// byExternalID returns the VM with external id id, as a one-element
+// selection, or none: the fast path of lookups by id.
+func (s *Server) byExternalID(id string) []vmJSON {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.vms[id]; ok {
+		return []vmJSON{v.json()}
+	}
+	return nil
+}
+
 // selectVMs returns the VMs matching keep, in inventory order.
 func (s *Server) selectVMs(keep func(*VM) bool) []vmJSON {
 	s.mu.Lock()
@@ -97,9 +108,12 @@ func listResult(results []vmJSON, cursor string, count int, withCursor bool) map
 func (s *Server) managerList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	ext, name := q.Get("external_id"), q.Get("display_name")
-	vms := s.selectVMs(func(v *VM) bool {
-		return (ext == "" || v.ExternalID == ext) && (name == "" || v.DisplayName == name)
-	})
+	var vms []vmJSON
+	if ext != "" {
+		vms = slices.DeleteFunc(s.byExternalID(ext), func(v vmJSON) bool { return name != "" && v.DisplayName != name })
+	} else {
+		vms = s.selectVMs(func(v *VM) bool { return name == "" || v.DisplayName == name })
+	}
 	p, next, ok := page(r, vms)
 	if !ok {
 		writeAPIError(w, http.StatusBadRequest, 255, "Field level validation errors: {invalid cursor or page_size}")
@@ -232,7 +246,12 @@ func (s *Server) epList(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, 60503, "Invalid search query.")
 		return
 	}
-	vms := s.selectVMs(func(v *VM) bool { return matches(v, terms) })
+	var vms []vmJSON
+	if len(terms) == 1 && terms["external_id"] != "" {
+		vms = s.byExternalID(terms["external_id"])
+	} else {
+		vms = s.selectVMs(func(v *VM) bool { return matches(v, terms) })
+	}
 	p, next, ok := page(r, vms)
 	if !ok {
 		writeAPIError(w, http.StatusBadRequest, 255, "Field level validation errors: {invalid cursor or page_size}")
@@ -280,7 +299,11 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var vms []vmJSON
-	if terms["resource_type"] == "VirtualMachine" {
+	switch {
+	case terms["resource_type"] != "VirtualMachine":
+	case len(terms) == 2 && terms["external_id"] != "":
+		vms = s.byExternalID(terms["external_id"])
+	default:
 		vms = s.selectVMs(func(v *VM) bool { return matches(v, terms) })
 	}
 	p, next, ok := page(r, vms)
