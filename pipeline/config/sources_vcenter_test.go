@@ -1,0 +1,100 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestVCenterFiles checks every testdata/vcenter fixture: valid-*.yaml
+// validate, bad-*.yaml fail with exactly the problems of their .err file.
+func TestVCenterFiles(t *testing.T) {
+	files, err := filepath.Glob("../../testdata/vcenter/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			c, err := Load(f)
+			if strings.HasPrefix(name, "valid-") || name == "valid.yaml" {
+				if err != nil {
+					t.Fatalf("want valid, got:\n%v", err)
+				}
+				if c.Stages.TagSync == nil || c.VCenterByName(c.Stages.TagSync.VCenter) == nil {
+					t.Fatal("tag_sync or its vCenter missing after load")
+				}
+				return
+			}
+			want, rerr := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".err")
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if err == nil {
+				t.Fatal("want an error, got none")
+			}
+			if got := err.Error(); got != strings.TrimSpace(string(want)) {
+				t.Fatalf("problems differ\n got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestVCenterDefaults(t *testing.T) {
+	c, err := Load("../../testdata/vcenter/valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ts := c.Sources.VCenter[0], c.Stages.TagSync
+	if v.PageSize != 1000 || v.PollInterval.D().String() != "1s" || v.Insecure || v.MaxBackoff.D().String() != "1m0s" {
+		t.Errorf("source defaults: %+v", v)
+	}
+	if !ts.ReconcileOn() || ts.ReconcileInterval.D().String() != "15m0s" || ts.Concurrency != 8 ||
+		ts.GroupID != "vpipe-tag-sync" || ts.NSX.API != "policy" || ts.DryRun {
+		t.Errorf("tag_sync defaults: %+v", ts)
+	}
+	t.Setenv("VCENTER_PASSWORD", " s3cret\n")
+	if p, err := v.Password("sources.vcenter[0]"); err != nil || p != "s3cret" {
+		t.Errorf("Password = %q, %v", p, err)
+	}
+}
+
+// TestVCenterExample uncomments the example's "vcenter and tag sync"
+// block and checks that it validates, so the documented keys stay true.
+func TestVCenterExample(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/vpipe.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "# --- vcenter and tag sync\n")
+	if !ok {
+		t.Fatal("no vcenter and tag sync section in the example")
+	}
+	_, block, ok := strings.Cut(section, "# sources:\n")
+	if !ok {
+		t.Fatal("no sources block in the section")
+	}
+	block = "# sources:\n" + block
+	if i := strings.Index(block, "\n# ---"); i >= 0 {
+		block = block[:i] // a later section
+	}
+	dir := t.TempDir()
+	var out strings.Builder
+	for _, line := range strings.Split(block, "\n") {
+		line = strings.TrimPrefix(strings.TrimPrefix(line, "#"), " ")
+		out.WriteString(strings.ReplaceAll(line, "/etc/vpipe/", dir+"/") + "\n")
+	}
+	for _, f := range []string{"vcenter.password", "vcenter-ca.pem", "nsx-ca.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := Decode(strings.NewReader(out.String()))
+	if err != nil {
+		t.Fatalf("the example's vcenter block:\n%s\n%v", out.String(), err)
+	}
+	if c.Stages.TagSync == nil || len(c.Sources.VCenter) != 1 {
+		t.Fatalf("the block did not configure a source and tag_sync: %+v", c.Sources)
+	}
+}
