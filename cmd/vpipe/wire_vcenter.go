@@ -244,5 +244,3 @@ func tagsOrDash(ts []nsx.Tag) string {
 	}
 	return strings.Join(parts, ",")
 }
-
-
