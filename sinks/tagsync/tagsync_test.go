@@ -2,10 +2,12 @@ package tagsync_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vpipe/vpipe/parsers/loginsight"
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
 	"github.com/vpipe/vpipe/pipeline/vcenter/vcentertest"
@@ -54,6 +56,26 @@ func TestEndToEnd(t *testing.T) {
 		e.waitNSX(vm3, owner, st("app", "db"))
 		e.waitNSX(vm2, owner)
 	})
+	t.Run("Log Insight alert webhook as the trigger", func(t *testing.T) {
+		e.t = t
+		// The seed's path: a Log Insight alert carries the event's text,
+		// no vCenter name, no reference; the stage finds the VM by name.
+		if err := e.tm.AttachTag(context.Background(), e.tag("security", "li"), vm0.ref); err != nil {
+			t.Fatal(err)
+		}
+		body := `{"AlertName":"vTagSync: tached tag","messages":[{"text":"User VSPHERE.LOCAL\\alice attached tag li to object ` +
+			e.currentName(vm0) + `","timestamp":` + fmt.Sprint(time.Now().UnixMilli()) +
+			`,"fields":[{"name":"com.vmware.vsphere:vmw_vc_event_type","content":"com.vmware.cis.tagging.attach"}]}]}`
+		var evs []*pipeline.Event
+		if err := loginsight.ParseWebhook([]byte(body), time.Now(), func(ev *pipeline.Event) { evs = append(evs, ev) }); err != nil || len(evs) != 1 {
+			t.Fatalf("parse webhook: %d events, %v", len(evs), err)
+		}
+		evs[0].ID = "li-1"
+		if err := e.prod.Publish(context.Background(), evs[0], nil); err != nil {
+			t.Fatal(err)
+		}
+		e.waitNSX(vm0, owner, st("sec", "web"), st("sec", "li"))
+	})
 	t.Run("non-VM object is ignored and counted", func(t *testing.T) {
 		e.t = t
 		e.sim.Post("VSPHERE.LOCAL\\alice", vcentertest.TagEvent(true, "pci", "DC0_H0", "VSPHERE.LOCAL\\alice"))
@@ -66,7 +88,7 @@ func TestEndToEnd(t *testing.T) {
 		e.nsx.FailNext(12, 503, 0) // more than the client retries: the stage retries too
 		e.nsx.FailNext(3, 429, time.Second)
 		e.attach(vm0, "security", "retried", true)
-		e.waitNSX(vm0, owner, st("sec", "web"), st("sec", "retried"))
+		e.waitNSX(vm0, owner, st("sec", "web"), st("sec", "li"), st("sec", "retried"))
 		if e.nsx.Stats().Faults < 15 {
 			t.Errorf("%d faults served; want 15", e.nsx.Stats().Faults)
 		}
