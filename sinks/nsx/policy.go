@@ -108,9 +108,6 @@ func (p policyAPI) list(ctx context.Context, fn func([]VM) error) error {
 	}
 	r := request{op: opListVMs, method: http.MethodGet, path: path,
 		query: url.Values{"page_size": {strconv.Itoa(p.c.cfg.PageSize)}}}
-	if p.ep == "" {
-		r.query.Set("enforcement_point_path", "/infra/sites/default/enforcement-points/default")
-	}
 	seen, total := 0, -1
 	for {
 		body, err := p.c.do(ctx, r)

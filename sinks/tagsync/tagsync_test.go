@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	vcsim "github.com/vmware/govmomi/simulator"
+
 	"github.com/vpipe/vpipe/parsers/loginsight"
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
@@ -206,9 +208,14 @@ func TestReconcile(t *testing.T) {
 			t.Errorf("NSX tags of %s = %v; want %v", c.vm.name, e.nsxTags(c.vm), c.want)
 		}
 	}
+	// The session vpipe holds expires: the next call logs in again.
+	e.sim.Fault("*", vcsim.FaultTypeNotAuthenticated, 1)
 	rep, err = e.sink.Reconcile(ctx)
 	if err != nil || rep.Changed != 0 || rep.InSync != 4 {
-		t.Errorf("second reconciliation: %+v, %v; want everything in sync", rep, err)
+		t.Errorf("second reconciliation, after the session expired: %+v, %v; want everything in sync", rep, err)
+	}
+	if n := e.sim.Model.Service.GetFaultStats()["total_injections"]; n != int64(1) {
+		t.Errorf("%v NotAuthenticated faults served; want 1", n)
 	}
 	e.nsx.RemoveVM(vm3.uuid)
 	rep, err = e.sink.Reconcile(ctx)

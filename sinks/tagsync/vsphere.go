@@ -9,12 +9,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vmware/govmomi/fault"
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vapi/tags"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/mo"
-	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vpipe/vpipe/pipeline/vcenter"
@@ -127,9 +127,8 @@ func sessionLost(err error) bool {
 	if rest.IsStatusError(err, http.StatusUnauthorized) || rest.IsStatusError(err, http.StatusForbidden) {
 		return true
 	}
-	if soap.IsSoapFault(err) {
-		_, ok := soap.ToSoapFault(err).VimFault().(types.NotAuthenticated)
-		return ok
+	if fault.Is(err, &types.NotAuthenticated{}) {
+		return true
 	}
 	var ne net.Error
 	return errors.As(err, &ne)
@@ -204,11 +203,7 @@ func (v *vsphere) vms(ctx context.Context, refs []string) ([]VM, error) {
 }
 
 func isNotFound(err error) bool {
-	if soap.IsSoapFault(err) {
-		_, ok := soap.ToSoapFault(err).VimFault().(types.ManagedObjectNotFound)
-		return ok
-	}
-	return false
+	return fault.Is(err, &types.ManagedObjectNotFound{})
 }
 
 // vmsNamed returns the VMs named name now. It looks the name up in the
