@@ -94,11 +94,11 @@ func benchmarkForward(b *testing.B, batch int) {
 // second. Run it with -benchtime=1x.
 func BenchmarkIsolation(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		base := &isolationRun{perTenant: 20000, batch: 2000}
+		base := &isolationRun{perTenant: 100000, batch: 2000}
 		c0 := cpuTime()
 		base.do(b)
 		c1 := cpuTime()
-		bad := &isolationRun{perTenant: 20000, batch: 2000, bad: true}
+		bad := &isolationRun{perTenant: 100000, batch: 2000, bad: true}
 		bad.do(b)
 		c2 := cpuTime()
 		b.ReportMetric(base.healthy.Seconds(), "healthy-s-all-well")

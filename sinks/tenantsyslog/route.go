@@ -173,6 +173,7 @@ type route struct {
 
 	// Used by Write only (one goroutine at a time).
 	batch        []*item
+	wgen         uint64  // the Write that last touched the route
 	ww           *waiter // this Write's items of this route
 	wmode        int32   // the mode admit gave this Write
 	wqueued      bool    // this Write's items were queued (not parked at once)
@@ -363,9 +364,9 @@ const (
 // admit decides, once per Write, how the route takes this batch's events:
 // a parking route whose endpoint is up goes live when its parked events
 // are all replayed, or drains (holds new events until they are) when the
-// replay is close and no failed attempt asks to wait. Called by Write
-// only.
-func (r *route) admit(now time.Time) int32 {
+// replay is close, no failed attempt asks to wait, and the sender is not
+// stalled. Called by Write only.
+func (r *route) admit(now time.Time, stall time.Duration) int32 {
 	if r.mode.Load() != modeParking || !r.up.Load() {
 		return r.mode.Load()
 	}
@@ -375,14 +376,15 @@ func (r *route) admit(now time.Time) int32 {
 		return r.mode.Load()
 	}
 	off, ok := r.replayed[r.lastPark.part]
-	close := ok && off >= r.lastPark.off-closeGap || r.replayedN >= r.parkedN-closeCount
+	close := ok && off >= r.lastPark.off-closeGap || r.replayedN > 0 && r.replayedN >= r.parkedN-closeCount
 	switch {
 	case r.caughtUp():
 		r.setMode(modeLive)
 		r.log.Info("destination back: parked events replayed, sending live again")
-	case close && now.After(r.drainNext):
+	case close && now.After(r.drainNext) && !r.stalled(now, stall):
+		// A sender blocked on the endpoint (slow, or its rate limit) would
+		// not send the held events in time: no point in trying.
 		r.setMode(modeDraining)
-
 	}
 	return r.mode.Load()
 }

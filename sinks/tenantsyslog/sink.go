@@ -168,8 +168,10 @@ type Sink struct {
 	unresolved [5][2]prometheus.Counter // by reason, result
 
 	// Owned by Write (the runner calls it from one goroutine at a time).
+	gen     uint64 // Write's count, to mark the routes a batch touches
 	workers []*worker
-	items   []*item
+	routes  [][]*route // each record's destinations
+	live    []*item
 	touched []*route
 	waits   []routeWait
 	early   []*item // parked at once: their destination was parking
@@ -211,7 +213,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Sink, error) {
 		parker: newParker(cfg.Brokers, cfg.ParkedTopic, cfg.Transport),
 	}
 	for range min(4, max(1, runtime.GOMAXPROCS(0))) {
-		s.workers = append(s.workers, &worker{envelope: syslog.NewParser(syslog.Options{})})
+		s.workers = append(s.workers, &worker{envelope: syslog.NewParser(syslog.Options{}), msgOf: -1})
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	reasons := []string{ReasonNoLabel, ReasonUnknown, ReasonAmbiguous, ReasonNoDestination, ReasonRemoved}
@@ -310,86 +312,75 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	}
 	snap := s.snap.Load()
 	now := time.Now()
-	// Resolve and format, split over the workers for a large batch.
-	nw := 1
-	if len(batch) >= 2*minShare {
-		nw = min(len(s.workers), len(batch)/minShare)
-	}
-	if nw == 1 {
-		s.workers[0].prepare(s, snap, batch, 0, len(batch))
-	} else {
-		var wg sync.WaitGroup
-		share := (len(batch) + nw - 1) / nw
-		for k := 1; k < nw; k++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.workers[k].prepare(s, snap, batch, k*share, min(len(batch), (k+1)*share))
-			}()
+	s.gen++
+
+	// Resolve every record, and decide for each destination it touches
+	// whether this batch's events are sent or parked.
+	routes, touched := s.routes[:0], s.touched[:0]
+	for i := range batch {
+		rec := &batch[i]
+		if s.redo != nil && s.redo[recordKey{rec.Msg.Topic, rec.Msg.Partition, rec.Msg.Offset}] {
+			routes = append(routes, nil)
+			continue
 		}
-		s.workers[0].prepare(s, snap, batch, 0, share)
-		wg.Wait()
-	}
-	items, touched := s.items[:0], s.touched[:0]
-	for _, wk := range s.workers[:nw] {
-		for _, it := range wk.items {
-			r := it.r
-			if len(r.batch) == 0 {
+		rs := s.routesFor(snap, rec.Event)
+		routes = append(routes, rs)
+		for _, r := range rs {
+			if r.wgen != s.gen {
+				r.wgen = s.gen
 				touched = append(touched, r)
-				r.ww = newWaiter()
 			}
-			it.w = r.ww
-			r.batch = append(r.batch, it)
-			items = append(items, it)
 		}
-		clear(wk.items)
-		wk.items = wk.items[:0]
 	}
+	parking := false
 	for _, r := range touched {
-		mode := r.admit(now)
-		r.wmode, r.wqueued, r.wlate = mode, false, false
-		if mode != modeParking {
-			r.ww.add(len(r.batch))
-			if r.wqueued = r.enqueueLive(r.batch, mode); !r.wqueued {
-				r.ww.n.Add(-int64(len(r.batch)))
-			}
-		}
-		if !r.wqueued {
-			for _, it := range r.batch {
-				it.state.Store(stClaimed)
-			}
-		}
-		r.ww.finish()
-		clear(r.batch)
-		r.batch = r.batch[:0]
+		r.wmode = r.admit(now, s.cfg.StallTimeout)
+		r.wqueued, r.wlate = false, false
+		r.ww = newWaiter()
+		parking = parking || r.wmode == modeParking
 	}
-	// The events of parking destinations are parked while the live ones
-	// are sent.
+
+	// The events of parking destinations are formatted first and parked
+	// while the others are formatted and sent.
 	early := s.early[:0]
-	for _, it := range items {
-		if !it.r.wqueued {
-			early = append(early, it)
-		}
+	if parking {
+		early = s.format(batch, routes, true, early)
 	}
 	var parked chan error
 	if len(early) > 0 {
 		parked = make(chan error, 1)
 		go func() { parked <- s.parker.park(ctx, early) }()
 	}
+	live := s.format(batch, routes, false, s.live[:0])
+	for _, it := range live {
+		it.w = it.r.ww
+		it.r.batch = append(it.r.batch, it)
+	}
 	waits := s.waits[:0]
 	for _, r := range touched {
-		if r.wqueued {
-			waits = append(waits, routeWait{r, r.ww})
+		if len(r.batch) > 0 {
+			r.ww.add(len(r.batch))
+			if r.wqueued = r.enqueueLive(r.batch, r.wmode); r.wqueued {
+				waits = append(waits, routeWait{r, r.ww})
+			} else {
+				r.ww.n.Add(-int64(len(r.batch)))
+				for _, it := range r.batch {
+					it.state.Store(stClaimed)
+				}
+			}
+			clear(r.batch)
+			r.batch = r.batch[:0]
 		}
+		r.ww.finish()
 	}
 	waitRoutes(ctx, waits, now.Add(s.cfg.DeliverTimeout), s.cfg.StallTimeout)
 	clear(waits)
 	s.waits = waits[:0]
 
-	// Then what the live destinations did not send in time.
+	// Then park what the live destinations did not send in time.
 	late := s.late[:0]
-	for _, it := range items {
-		if it.r.wqueued && !settle(it) {
+	for _, it := range live {
+		if !settle(it) {
 			late = append(late, it)
 			it.r.wlate = true
 		}
@@ -425,18 +416,20 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 		}
 	}
 	if err != nil && ctx.Err() == nil {
-		s.rememberDone(batch, items)
+		s.rememberDone(batch, early, live)
 	} else {
 		s.redo = nil
 	}
-	for _, it := range items {
-		it.release()
+	for _, part := range [][]*item{early, live} {
+		for _, it := range part {
+			it.release()
+		}
+		clear(part)
 	}
-	clear(items)
+	clear(routes)
 	clear(touched)
-	clear(early)
 	clear(late)
-	s.items, s.touched, s.early, s.late = items[:0], touched[:0], early[:0], late[:0]
+	s.routes, s.touched, s.early, s.live, s.late = routes[:0], touched[:0], early[:0], live[:0], late[:0]
 	return err
 }
 
@@ -514,11 +507,13 @@ func waitRoutes(ctx context.Context, waits []routeWait, deadline time.Time, stal
 
 // rememberDone records which records of a failed Write were fully handled
 // (every item sent or parked), so that the retry skips them.
-func (s *Sink) rememberDone(batch []stage.Record, items []*item) {
+func (s *Sink) rememberDone(batch []stage.Record, parts ...[]*item) {
 	pending := map[int]bool{}
-	for _, it := range items {
-		if it.state.Load() != stSent && !it.parked {
-			pending[it.rec] = true
+	for _, items := range parts {
+		for _, it := range items {
+			if it.state.Load() != stSent && !it.parked {
+				pending[it.rec] = true
+			}
 		}
 	}
 	redo := s.redo
@@ -565,53 +560,98 @@ func (s *Sink) unresolvedRoutes(snap *snapshot, reason int) []*route {
 	return nil
 }
 
+// format formats, for the destinations of each record that are parking
+// (or, with parking false, those that are not), an item, and appends them
+// to dst in record order. A large batch is split over the workers.
+func (s *Sink) format(batch []stage.Record, routes [][]*route, parking bool, dst []*item) []*item {
+	nw := 1
+	if len(batch) >= 2*minShare {
+		nw = min(len(s.workers), len(batch)/minShare)
+	}
+	if nw == 1 {
+		s.workers[0].prepare(batch, routes, 0, len(batch), parking)
+	} else {
+		var wg sync.WaitGroup
+		share := (len(batch) + nw - 1) / nw
+		for k := 1; k < nw; k++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.workers[k].prepare(batch, routes, k*share, min(len(batch), (k+1)*share), parking)
+			}()
+		}
+		s.workers[0].prepare(batch, routes, 0, share, parking)
+		wg.Wait()
+	}
+	for _, w := range s.workers[:nw] {
+		dst = append(dst, w.items...)
+		clear(w.items)
+		w.items = w.items[:0]
+	}
+	return dst
+}
+
 // minShare is the smallest part of a batch worth a worker of its own.
 const minShare = 256
 
-// worker resolves and formats a part of a batch. Each has its own
-// scratch, so that workers run in parallel.
+// worker formats a part of a batch. Each has its own scratch, so that
+// workers run in parallel.
 type worker struct {
 	envelope *syslog.Parser
 	scratch  pipeline.Event
 	items    []*item // in record order
+	msgOf    int     // the record whose MSG is in scratch, -1 when none
+	msg      []byte
 }
 
-// prepare resolves batch[from:to] and formats an item for each
-// destination, without a waiter yet (Write assigns them in order).
-func (wk *worker) prepare(s *Sink, snap *snapshot, batch []stage.Record, from, to int) {
+// prepare formats an item for each destination of records from..to-1
+// (routes[i] are record i's destinations) that this batch parks, or, with
+// parking false, sends. Sent items get their waiter later, in order.
+func (wk *worker) prepare(batch []stage.Record, routes [][]*route, from, to int, parking bool) {
 	for i := from; i < to; i++ {
-		rec := &batch[i]
-		if s.redo != nil && s.redo[recordKey{rec.Msg.Topic, rec.Msg.Partition, rec.Msg.Offset}] {
-			continue
-		}
-		ev := rec.Event
-		routes := s.routesFor(snap, ev)
-		var msg []byte
-		needMsg := true
-		for _, r := range routes {
-			if needMsg && r.f.format != FormatJSON {
-				msg, needMsg = wk.message(ev), false
+		for _, r := range routes[i] {
+			if (r.wmode == modeParking) == parking {
+				it := wk.format(r, &batch[i], i)
+				if parking {
+					it.state.Store(stClaimed)
+				}
+				wk.items = append(wk.items, it)
 			}
-			it := newItem(r, nil)
-			it.rec = i
-			var cut bool
-			it.msg, cut = r.f.appendMessage(it.msg, ev, msg)
-			if cut {
-				r.m.truncated.Inc()
-			}
-			it.eventID = append(it.eventID, ev.ID...)
-			wk.items = append(wk.items, it)
 		}
 	}
+	wk.msgOf = -1
 }
 
-// message returns the syslog MSG part of ev.Original, parsing a copy of
-// the record's envelope (the runner's event must not be modified).
-func (wk *worker) message(ev *pipeline.Event) []byte {
+// format renders record i for destination r.
+func (wk *worker) format(r *route, rec *stage.Record, i int) *item {
+	ev := rec.Event
+	var msg []byte
+	if r.f.format != FormatJSON {
+		msg = wk.message(ev, i)
+	}
+	it := newItem(r, nil)
+	it.rec = i
+	var cut bool
+	it.msg, cut = r.f.appendMessage(it.msg, ev, msg)
+	if cut {
+		r.m.truncated.Inc()
+	}
+	it.eventID = append(it.eventID, ev.ID...)
+	return it
+}
+
+// message returns the syslog MSG part of record i's ev.Original, parsing
+// a copy of the record's envelope (the runner's event must not be
+// modified); the last record's is kept for its other destinations.
+func (wk *worker) message(ev *pipeline.Event, i int) []byte {
 	sc := &wk.scratch
-	sc.Reset()
-	sc.Original = append(sc.Original, ev.Original...)
-	return wk.envelope.Parse(sc)
+	if wk.msgOf != i {
+		sc.Reset()
+		sc.Original = append(sc.Original, ev.Original...)
+		wk.msg = wk.envelope.Parse(sc)
+		wk.msgOf = i
+	}
+	return wk.msg
 }
 
 // watch lets routes that wait for the replay of another process learn
