@@ -460,3 +460,25 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestCSPTokenRefresh: the access token is exchanged again before it
+// expires, without a failed request.
+func TestCSPTokenRefresh(t *testing.T) {
+	sim := simulator.New(simulator.Options{RefreshTokens: []string{apiToken}, TokenTTL: time.Second})
+	sim.AddVM(simulator.VM{ExternalID: vm1, DisplayName: "web-01"})
+	srv := httptest.NewTLSServer(sim)
+	defer srv.Close()
+	c := newClient(t, srv, nsx.Config{Auth: nsx.AuthVMC, MaxRetries: -1,
+		VMC: nsx.VMC{RefreshToken: apiToken, CSPURL: srv.URL, URL: srv.URL, OrgID: "org-1", SDDCID: "sddc-1"}})
+	ctx := ctxT(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for sim.Stats().Logins < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the access token was not exchanged again")
+		}
+		if _, err := c.VM(ctx, vm1); err != nil {
+			t.Fatalf("with retries off, a request failed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
