@@ -50,6 +50,7 @@ const (
 	MaxTagLen   = 256
 )
 
+// String is "scope|tag", as NSX group conditions write a tag.
 func (t Tag) String() string { return t.Scope + "|" + t.Tag }
 
 // Valid reports whether NSX accepts t: a non-empty tag and both within
