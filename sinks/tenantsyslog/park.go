@@ -31,6 +31,9 @@ func newParker(brokers []string, topic string, transport kafka.RoundTripper) *pa
 		Topic:        topic,
 		Balancer:     &kafka.Murmur2Balancer{}, // the Java client's partitioner, as kafkaout
 		RequiredAcks: kafka.RequireAll,
+		// lz4: a parked record is a syslog message, which compresses
+		// well; less for the brokers to store and the replay to fetch.
+		Compression: kafka.Lz4,
 		// One batch per partition per park call; one in flight per
 		// partition, so a tenant's records keep their order.
 		BatchSize:              1 << 16,

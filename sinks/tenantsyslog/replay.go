@@ -40,9 +40,35 @@ type Replayer struct {
 	cfg ReplayerConfig
 	log *slog.Logger
 
-	mu    sync.Mutex
-	parts map[int]*pstate
-	wg    sync.WaitGroup // catch-ups
+	mu     sync.Mutex
+	parts  map[int]*pstate
+	wg     sync.WaitGroup // catch-ups
+	counts pendingCounts
+}
+
+// pendingCounts counts, per record key, the partitions where that
+// destination's parked records wait for a catch-up: a destination with
+// any is not close to caught up.
+type pendingCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *pendingCounts) add(key string, d int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	if c.n[key] += d; c.n[key] <= 0 {
+		delete(c.n, key)
+	}
+}
+
+func (c *pendingCounts) has(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key] > 0
 }
 
 // pstate is the replayer's view of one partition of the parked topic.
@@ -56,6 +82,33 @@ type pstate struct {
 	done      int64 // the group loop handled everything below, but for pending
 	committed int64
 	pending   map[string]*pend // by record key (tenant + "\x00" + destination)
+	counts    *pendingCounts
+}
+
+// setPending records where key's unsent records start. ps.mu is held.
+func (ps *pstate) setPending(key string, p *pend) {
+	if _, ok := ps.pending[key]; !ok {
+		ps.counts.add(key, 1)
+	}
+	ps.pending[key] = p
+}
+
+// delPending forgets key's pending records. ps.mu is held.
+func (ps *pstate) delPending(key string) {
+	if _, ok := ps.pending[key]; ok {
+		delete(ps.pending, key)
+		ps.counts.add(key, -1)
+	}
+}
+
+// forget drops every pending entry (the partition is dropped).
+func (ps *pstate) forget() {
+	ps.mu.Lock()
+	for key := range ps.pending {
+		ps.delPending(key)
+	}
+	ps.mu.Unlock()
+	ps.stop()
 }
 
 // pend is where a destination's unsent parked records start in a
@@ -86,7 +139,9 @@ func (s *Sink) Replayer(cfg ReplayerConfig) *Replayer {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
-	return &Replayer{s: s, cfg: cfg, log: s.log.With("component", "tenant-replay"), parts: map[int]*pstate{}}
+	rp := &Replayer{s: s, cfg: cfg, log: s.log.With("component", "tenant-replay"), parts: map[int]*pstate{}}
+	s.replayer.Store(rp)
+	return rp
 }
 
 // Run replays until ctx ends, then commits what was sent and leaves the
@@ -170,7 +225,7 @@ func (rp *Replayer) state(ctx context.Context, part int, first int64) *pstate {
 	ps := rp.parts[part]
 	if ps == nil {
 		cctx, stop := context.WithCancel(ctx)
-		ps = &pstate{part: part, ctx: cctx, stop: stop, next: first, done: first, committed: first, pending: map[string]*pend{}}
+		ps = &pstate{part: part, ctx: cctx, stop: stop, next: first, done: first, committed: first, pending: map[string]*pend{}, counts: &rp.counts}
 		rp.parts[part] = ps
 	}
 	return ps
@@ -184,7 +239,7 @@ func (rp *Replayer) drop(ps *pstate) {
 		delete(rp.parts, ps.part)
 	}
 	rp.mu.Unlock()
-	ps.stop()
+	ps.forget()
 }
 
 func (rp *Replayer) dropAll() {
@@ -193,7 +248,7 @@ func (rp *Replayer) dropAll() {
 	rp.parts = map[int]*pstate{}
 	rp.mu.Unlock()
 	for _, ps := range parts {
-		ps.stop()
+		ps.forget()
 	}
 }
 
@@ -254,7 +309,7 @@ func (rp *Replayer) handle(ctx context.Context, msgs []kafka.Message) {
 			ts := rp.targets(snap, tenant, dest)
 			for _, r := range ts {
 				if !r.up.Load() {
-					ps.pending[key] = &pend{from: m.Offset}
+					ps.setPending(key, &pend{from: m.Offset})
 					break
 				}
 			}
@@ -302,7 +357,7 @@ func (rp *Replayer) handle(ctx context.Context, msgs []kafka.Message) {
 		} else {
 			sd.ps.mu.Lock()
 			if p, ok := sd.ps.pending[sd.key]; !ok || sd.it.off < p.from {
-				sd.ps.pending[sd.key] = &pend{from: sd.it.off}
+				sd.ps.setPending(sd.key, &pend{from: sd.it.off})
 			}
 			sd.ps.mu.Unlock()
 		}
@@ -438,7 +493,7 @@ func (rp *Replayer) catchUp(ps *pstate, key string, p *pend) {
 			return
 		}
 		if p.from >= ps.next {
-			delete(ps.pending, key)
+			ps.delPending(key)
 			ps.mu.Unlock()
 			rp.log.Info("destination caught up with its parked events", "tenant", tenant, "destination", dest, "partition", ps.part)
 			return

@@ -364,9 +364,10 @@ const (
 // admit decides, once per Write, how the route takes this batch's events:
 // a parking route whose endpoint is up goes live when its parked events
 // are all replayed, or drains (holds new events until they are) when the
-// replay is close, no failed attempt asks to wait, and the sender is not
-// stalled. Called by Write only.
-func (r *route) admit(now time.Time, stall time.Duration) int32 {
+// replay is close (no catch-up reader still at work in this process, and
+// the backlog small), no failed attempt asks to wait, and the sender is
+// not stalled. Called by Write only.
+func (r *route) admit(now time.Time, stall time.Duration, catchingUp bool) int32 {
 	if r.mode.Load() != modeParking || !r.up.Load() {
 		return r.mode.Load()
 	}
@@ -376,7 +377,7 @@ func (r *route) admit(now time.Time, stall time.Duration) int32 {
 		return r.mode.Load()
 	}
 	off, ok := r.replayed[r.lastPark.part]
-	close := ok && off >= r.lastPark.off-closeGap || r.replayedN > 0 && r.replayedN >= r.parkedN-closeCount
+	close := !catchingUp && (ok && off >= r.lastPark.off-closeGap || r.replayedN > 0 && r.replayedN >= r.parkedN-closeCount)
 	switch {
 	case r.caughtUp():
 		r.setMode(modeLive)
@@ -411,7 +412,7 @@ func (r *route) drained(ok bool, now time.Time) {
 		return
 	}
 	r.log.Debug("the replay did not finish within the batch; parking again")
-	r.drainBackoff = min(max(2*r.drainBackoff, 250*time.Millisecond), drainMaxBackoff)
+	r.drainBackoff = min(max(2*r.drainBackoff, time.Second), drainMaxBackoff)
 	r.drainNext = now.Add(r.drainBackoff)
 }
 

@@ -161,6 +161,7 @@ type Sink struct {
 
 	mu       sync.Mutex // SetRegistry and Close
 	snap     atomic.Pointer[snapshot]
+	replayer atomic.Pointer[Replayer]
 	parker   *parker
 	watching sync.WaitGroup
 	closed   bool
@@ -334,7 +335,7 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	}
 	parking := false
 	for _, r := range touched {
-		r.wmode = r.admit(now, s.cfg.StallTimeout)
+		r.wmode = r.admit(now, s.cfg.StallTimeout, s.catchingUp(r))
 		r.wqueued, r.wlate = false, false
 		r.ww = newWaiter()
 		parking = parking || r.wmode == modeParking
@@ -455,6 +456,13 @@ func settle(it *item) bool {
 	}
 }
 
+// catchingUp reports whether this process's replayer is still catching
+// up with r's parked events in some partition.
+func (s *Sink) catchingUp(r *route) bool {
+	rp := s.replayer.Load()
+	return rp != nil && rp.counts.has(r.key)
+}
+
 // routeWait is a route with a waiter for some of its items.
 type routeWait struct {
 	r *route
@@ -474,6 +482,15 @@ func waitRoutes(ctx context.Context, waits []routeWait, deadline time.Time, stal
 		}
 	}()
 	for _, rw := range waits {
+		until := deadline
+		if rw.r.wmode == modeDraining {
+			// Held events wait for the replay's last few records, no
+			// longer: otherwise they are parked and the next attempt
+			// waits longer.
+			if d := time.Now().Add(2 * stall); d.Before(deadline) {
+				until = d
+			}
+		}
 	wait:
 		for {
 			select {
@@ -482,13 +499,19 @@ func waitRoutes(ctx context.Context, waits []routeWait, deadline time.Time, stal
 			default:
 			}
 			now := time.Now()
-			if !now.Before(deadline) || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return
+			}
+			if !now.Before(until) {
+				if !now.Before(deadline) {
+					return
+				}
+				break wait
 			}
 			if rw.r.stalled(now, stall) {
 				break wait
 			}
-			d := min(deadline.Sub(now), poll)
+			d := min(until.Sub(now), poll)
 			if t == nil {
 				t = time.NewTimer(d)
 			} else {
