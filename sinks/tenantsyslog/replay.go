@@ -340,7 +340,7 @@ func (rp *Replayer) handle(ctx context.Context, msgs []kafka.Message) {
 		g, w := groups[r], waiters[r]
 		w.add(len(g))
 		if r.enqueueReplay(g) {
-			waits = append(waits, routeWait{r, w})
+			waits = append(waits, routeWait{r: r, w: w})
 		} else {
 			w.n.Add(-int64(len(g)))
 			for _, it := range g {

@@ -362,7 +362,7 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 		if len(r.batch) > 0 {
 			r.ww.add(len(r.batch))
 			if r.wqueued = r.enqueueLive(r.batch, r.wmode); r.wqueued {
-				waits = append(waits, routeWait{r, r.ww})
+				waits = append(waits, routeWait{r, r.ww, r.wmode == modeDraining})
 			} else {
 				r.ww.n.Add(-int64(len(r.batch)))
 				for _, it := range r.batch {
@@ -467,6 +467,9 @@ func (s *Sink) catchingUp(r *route) bool {
 type routeWait struct {
 	r *route
 	w *waiter
+	// draining: the items are held until the replay finished; they wait
+	// twice the stall time at most.
+	draining bool
 }
 
 // waitRoutes waits for the items of each route until deadline, giving up
@@ -483,7 +486,7 @@ func waitRoutes(ctx context.Context, waits []routeWait, deadline time.Time, stal
 	}()
 	for _, rw := range waits {
 		until := deadline
-		if rw.r.wmode == modeDraining {
+		if rw.draining {
 			// Held events wait for the replay's last few records, no
 			// longer: otherwise they are parked and the next attempt
 			// waits longer.
