@@ -134,6 +134,8 @@ type registryRunner struct {
 	log *slog.Logger
 }
 
+// Run reloads the registry (file changes, VCD refreshes, SIGHUP) until
+// ctx ends.
 func (r *registryRunner) Run(ctx context.Context) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP)

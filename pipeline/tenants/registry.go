@@ -22,6 +22,7 @@ const (
 	ShapeDFWLast27                   // DFW label, UUID part read as the last 27 characters of the group UUID
 )
 
+// String names the shape as `vpipe tenants` prints it.
 func (s Shape) String() string {
 	switch s {
 	case ShapeVerbatim:
@@ -63,6 +64,7 @@ const (
 	Ambiguous               // several tenants claim it: never guessed
 )
 
+// String names the result as metrics and logs spell it.
 func (r Result) String() string {
 	switch r {
 	case Resolved:
@@ -89,6 +91,7 @@ type Problem struct {
 	OtherField string
 }
 
+// Error describes the problem with the tenant's index and key path.
 func (p Problem) Error() string {
 	return fmt.Sprintf("tenant %d %s: %s", p.Tenant, p.Field, p.Msg)
 }

@@ -169,6 +169,7 @@ type Error struct {
 	Message        string `json:"message"`
 }
 
+// Error gives the status and VCD's minor error code and message.
 func (e *Error) Error() string {
 	if e.MinorErrorCode == "" && e.Message == "" {
 		return fmt.Sprintf("status %d", e.Status)

@@ -269,7 +269,7 @@ func (rp *Replayer) targets(snap *snapshot, tenant, dest string) []*route {
 	if r := snap.route(tenant, dest); r != nil {
 		return []*route{r}
 	}
-	return rp.s.unresolvedRoutes(snap, 4) // removed
+	return rp.s.unresolvedRoutes(snap, reasonRemoved)
 }
 
 // sending is one replayed item of the group loop.

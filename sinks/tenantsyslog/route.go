@@ -88,7 +88,8 @@ type waiter struct {
 }
 
 // newWaiter returns a waiter holding one count for the writer, so that
-// it cannot complete while items are still being added; hold releases it.
+// it cannot complete while items are still being added; the writer's
+// finish releases it.
 func newWaiter() *waiter {
 	w := &waiter{done: make(chan struct{})}
 	w.n.Store(1)
@@ -101,24 +102,6 @@ func (w *waiter) finish() {
 	if w.n.Add(-1) == 0 {
 		close(w.done)
 	}
-}
-
-// wait waits for every item, at most d; it reports whether all finished.
-func (w *waiter) wait(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-w.done:
-		return true
-	default:
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-w.done:
-		return true
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	return false
 }
 
 // Route modes: how the live side treats a destination's new events.

@@ -13,13 +13,16 @@
 // # Isolation and parking
 //
 // Every destination has its own bounded queue and sender goroutine. Write
-// queues each destination's events at once and waits, at most
-// Config.DeliverTimeout, for the senders. A destination that is down,
-// whose queue is full, or that has not sent its events by then is
-// switched to parking: its unsent events, and its new ones from then on,
-// go to the parked topic (keyed by tenant, acks=all), so Write returns
-// after at most DeliverTimeout whatever one tenant's endpoint does, and
-// the stage commits offsets without losing anything.
+// queues each destination's events at once and waits for the senders, at
+// most Config.DeliverTimeout, and less for a destination whose sender has
+// been blocked for Config.StallTimeout (in a write, a connection attempt
+// or its rate limit). A destination that is down, whose queue is full, or
+// that has not sent its events in time is switched to parking: its unsent
+// events, and its new ones from then on, go to the parked topic (keyed by
+// tenant, acks=all, lz4), so Write returns within DeliverTimeout whatever
+// one tenant's endpoint does, and the stage commits offsets without losing
+// anything. The events of parking destinations are parked while the
+// others are formatted and sent.
 //
 // The Replayer consumes the parked topic (its own consumer group) and
 // sends parked events to their destination in order once it is up. A
@@ -34,8 +37,14 @@
 // the replay group committed past its last parked record), so a tenant
 // receives its events in the order they were parked. While the replay is
 // about to finish, new events are held in the queue (draining) rather
-// than parked; if the replay does not finish within DeliverTimeout they
-// are parked after all and the next attempt waits longer.
+// than parked; if the replay does not finish within twice StallTimeout
+// they are parked after all and the next attempt waits longer (1s, then
+// doubling up to 30s).
+//
+// After a crash, events the crashed process parked may be replayed after
+// newer events that its successor sent live: the successor does not know
+// they were parked. Duplicates and this reordering are possible then;
+// loss is not.
 //
 // # Delivery
 //
@@ -564,19 +573,28 @@ func (s *Sink) routesFor(snap *snapshot, ev *pipeline.Event) []*route {
 		if rs := snap.routes[idx]; len(rs) > 0 {
 			return rs
 		}
-		reason = 3 // no_destination
+		reason = reasonNoDestination
 	case tenants.NoLabel:
-		reason = 0
+		reason = reasonNoLabel
 	case tenants.Unknown:
-		reason = 1
+		reason = reasonUnknown
 	default:
-		reason = 2 // ambiguous
+		reason = reasonAmbiguous
 	}
 	return s.unresolvedRoutes(snap, reason)
 }
 
-// unresolvedRoutes counts an unresolved event by reason (an index into
-// the reasons of New) and returns the catch-all routes, if any.
+// Indexes of the reasons in Sink.unresolved.
+const (
+	reasonNoLabel = iota
+	reasonUnknown
+	reasonAmbiguous
+	reasonNoDestination
+	reasonRemoved
+)
+
+// unresolvedRoutes counts an unresolved event by reason (reasonNoLabel,
+// ...) and returns the catch-all routes, if any.
 func (s *Sink) unresolvedRoutes(snap *snapshot, reason int) []*route {
 	if len(snap.catchAll) > 0 {
 		s.unresolved[reason][0].Inc()
