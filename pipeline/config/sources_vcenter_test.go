@@ -60,41 +60,15 @@ func TestVCenterDefaults(t *testing.T) {
 	}
 }
 
-// TestVCenterExample uncomments the example's "vcenter and tag sync"
-// block and checks that it validates, so the documented keys stay true.
+// TestVCenterExample checks that the example configures the vCenter
+// source and tag sync (TestExample checks that it validates), so the
+// documented keys stay true.
 func TestVCenterExample(t *testing.T) {
-	b, err := os.ReadFile("../../deploy/vpipe.example.yaml")
+	c, err := Load("../../deploy/vpipe.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "# --- vcenter and tag sync\n")
-	if !ok {
-		t.Fatal("no vcenter and tag sync section in the example")
-	}
-	_, block, ok := strings.Cut(section, "# sources:\n")
-	if !ok {
-		t.Fatal("no sources block in the section")
-	}
-	block = "# sources:\n" + block
-	if i := strings.Index(block, "\n# ---"); i >= 0 {
-		block = block[:i] // a later section
-	}
-	dir := t.TempDir()
-	var out strings.Builder
-	for _, line := range strings.Split(block, "\n") {
-		line = strings.TrimPrefix(strings.TrimPrefix(line, "#"), " ")
-		out.WriteString(strings.ReplaceAll(line, "/etc/vpipe/", dir+"/") + "\n")
-	}
-	for _, f := range []string{"vcenter.password", "vcenter-ca.pem", "nsx-ca.pem"} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, err := Decode(strings.NewReader(out.String()))
-	if err != nil {
-		t.Fatalf("the example's vcenter block:\n%s\n%v", out.String(), err)
-	}
-	if c.Stages.TagSync == nil || len(c.Sources.VCenter) != 1 {
-		t.Fatalf("the block did not configure a source and tag_sync: %+v", c.Sources)
+	if c.Stages.TagSync == nil || len(c.Sources.VCenter) != 1 || c.VCenterByName(c.Stages.TagSync.VCenter) == nil {
+		t.Fatalf("the example does not configure a vCenter source and tag_sync: %+v", c.Sources)
 	}
 }
