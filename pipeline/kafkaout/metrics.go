@@ -13,7 +13,8 @@ type Metrics struct {
 	latency   prometheus.Histogram
 }
 
-// NewMetrics registers the producer's metrics with reg.
+// NewMetrics registers the producer's metrics with reg; nil reg leaves them
+// unregistered (counted, not exported), as the other packages do.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		produced: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -47,6 +48,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.produced, m.errors, m.dlq, m.dropped, m.buffered, m.batchSize, m.latency)
+	if reg != nil {
+		reg.MustRegister(m.produced, m.errors, m.dlq, m.dropped, m.buffered, m.batchSize, m.latency)
+	}
 	return m
 }
