@@ -39,7 +39,7 @@ func (p *proc) startJIT(roles map[string]bool, reg *prometheus.Registry, m *stag
 	const at = "stages.jit_access"
 	prefix := p.cfg.Kafka.TopicPrefix
 
-	zpass, err := config.JITSecret(at+".znuny.password", j.Znuny.PasswordFile, j.Znuny.PasswordEnv)
+	zpass, err := config.Secret(at+".znuny.password", j.Znuny.PasswordFile, j.Znuny.PasswordEnv)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (p *proc) startJIT(roles map[string]bool, reg *prometheus.Registry, m *stag
 		return fmt.Errorf("%s: %w", at, err)
 	}
 
-	vpass, err := config.JITSecret(at+".vcenter.password", j.VCenter.PasswordFile, j.VCenter.PasswordEnv)
+	vpass, err := config.Secret(at+".vcenter.password", j.VCenter.PasswordFile, j.VCenter.PasswordEnv)
 	if err != nil {
 		return err
 	}
@@ -69,11 +69,11 @@ func (p *proc) startJIT(roles map[string]bool, reg *prometheus.Registry, m *stag
 	p.closers = append(p.closers, closeWithin(vc.Logout))
 
 	n := j.NSX
-	npass, err := config.JITSecret(at+".nsx.password", n.PasswordFile, n.PasswordEnv)
+	npass, err := config.Secret(at+".nsx.password", n.PasswordFile, n.PasswordEnv)
 	if err != nil {
 		return err
 	}
-	token, err := config.JITSecret(at+".nsx.vmc.refresh_token", n.VMC.RefreshTokenFile, n.VMC.RefreshTokenEnv)
+	token, err := config.Secret(at+".nsx.vmc.refresh_token", n.VMC.RefreshTokenFile, n.VMC.RefreshTokenEnv)
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (p *proc) wrapTicketWebhook(h http.Handler) (http.Handler, error) {
 		return h, nil
 	}
 	const at = "stages.jit_access.webhook.hmac_secret"
-	secret, err := config.JITSecret(at, j.Webhook.HMACSecretFile, j.Webhook.HMACSecretEnv)
+	secret, err := config.Secret(at, j.Webhook.HMACSecretFile, j.Webhook.HMACSecretEnv)
 	if err != nil || secret == "" {
 		return h, err
 	}

@@ -105,11 +105,11 @@ func newTagSync(cfg *config.Config, nm *nsx.Metrics, tm *tagsync.Metrics, audit 
 		log.Warn("TLS certificate verification of vCenter is off (insecure)", "component", "tagsync", "vcenter", ts.VCenter)
 	}
 	n := ts.NSX
-	pw, err := config.JITSecret(at+".nsx.password", n.PasswordFile, n.PasswordEnv)
+	pw, err := config.Secret(at+".nsx.password", n.PasswordFile, n.PasswordEnv)
 	if err != nil {
 		return nil, nil, err
 	}
-	token, err := config.JITSecret(at+".nsx.vmc.refresh_token", n.VMC.RefreshTokenFile, n.VMC.RefreshTokenEnv)
+	token, err := config.Secret(at+".nsx.vmc.refresh_token", n.VMC.RefreshTokenFile, n.VMC.RefreshTokenEnv)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -486,19 +486,5 @@ func checkFile(p *Problems, path, name string) {
 // Secret returns the bearer token from its file or environment variable,
 // trimmed; empty when none is configured.
 func (h HTTP) Secret() (string, error) {
-	switch {
-	case h.BearerTokenFile != "":
-		b, err := os.ReadFile(h.BearerTokenFile)
-		if err != nil {
-			return "", fmt.Errorf("http.bearer_token_file: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	case h.BearerTokenEnv != "":
-		v, ok := os.LookupEnv(h.BearerTokenEnv)
-		if !ok || strings.TrimSpace(v) == "" {
-			return "", fmt.Errorf("http.bearer_token_env: %s is not set", h.BearerTokenEnv)
-		}
-		return strings.TrimSpace(v), nil
-	}
-	return "", nil
+	return Secret("http.bearer_token", h.BearerTokenFile, h.BearerTokenEnv)
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -464,48 +463,24 @@ func checkForensicsURL(p *Problems, path, s string, httpsOnly bool) {
 	}
 }
 
-// forensicsSecret reads a secret from its file or environment variable,
-// trimmed; "" when neither is set.
-func forensicsSecret(what, file, env string) (string, error) {
-	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", what, err)
-		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", fmt.Errorf("%s: %s is empty", what, file)
-		}
-		return s, nil
-	case env != "":
-		s, ok := os.LookupEnv(env)
-		if !ok || strings.TrimSpace(s) == "" {
-			return "", fmt.Errorf("%s: %s is not set", what, env)
-		}
-		return strings.TrimSpace(s), nil
-	}
-	return "", nil
-}
-
 // Password returns the source's NSX password (basic, session auth).
 func (s NSXGroupsSource) Password() (string, error) {
-	return forensicsSecret("sources.nsx_groups "+s.Name+" password", s.PasswordFile, s.PasswordEnv)
+	return Secret("sources.nsx_groups "+s.Name+" password", s.PasswordFile, s.PasswordEnv)
 }
 
 // RefreshToken returns the source's CSP API token (vmc auth).
 func (s NSXGroupsSource) RefreshToken() (string, error) {
-	return forensicsSecret("sources.nsx_groups "+s.Name+" vmc refresh token", s.VMC.RefreshTokenFile, s.VMC.RefreshTokenEnv)
+	return Secret("sources.nsx_groups "+s.Name+" vmc.refresh_token", s.VMC.RefreshTokenFile, s.VMC.RefreshTokenEnv)
 }
 
 // Password returns the vCenter password of the forensics stage.
 func (v ForensicsVCenter) Password() (string, error) {
-	return forensicsSecret("stages.forensics.vcenter password", v.PasswordFile, v.PasswordEnv)
+	return Secret("stages.forensics.vcenter.password", v.PasswordFile, v.PasswordEnv)
 }
 
 // Token returns the webhook's bearer token; "" when none is configured.
 func (w ForensicsWebhook) Token() (string, error) {
-	return forensicsSecret("stages.forensics webhook token", w.BearerTokenFile, w.BearerTokenEnv)
+	return Secret("stages.forensics webhook bearer_token", w.BearerTokenFile, w.BearerTokenEnv)
 }
 
 // ForensicsConfig returns sources.nsx_groups and stages.forensics (nil

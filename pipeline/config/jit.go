@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -300,28 +299,4 @@ func jitSecretSource(p *Problems, path, name, file, env string, required bool) {
 		p.add(path+"."+name+"_file", "missing (or set %s_env)", name)
 	}
 	checkFile(p, path+"."+name+"_file", file)
-}
-
-// JITSecret returns a secret from its file or environment variable,
-// trimmed; "" when neither is set. path names the key in errors.
-func JITSecret(path, file, env string) (string, error) {
-	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("%s_file: %w", path, err)
-		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", fmt.Errorf("%s_file: %s is empty", path, file)
-		}
-		return s, nil
-	case env != "":
-		v, ok := os.LookupEnv(env)
-		if !ok || strings.TrimSpace(v) == "" {
-			return "", fmt.Errorf("%s_env: %s is not set", path, env)
-		}
-		return strings.TrimSpace(v), nil
-	}
-	return "", nil
 }

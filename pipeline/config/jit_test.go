@@ -100,7 +100,7 @@ func TestJITDefaults(t *testing.T) {
 	}
 }
 
-func TestJITSecret(t *testing.T) {
+func TestSecret(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "pw")
 	os.WriteFile(file, []byte(" s3cret\n"), 0o600)
@@ -118,9 +118,9 @@ func TestJITSecret(t *testing.T) {
 		{"missing file", filepath.Join(dir, "nope"), "", "", "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := JITSecret("stages.jit_access.znuny.password", tc.file, tc.env)
+			got, err := Secret("stages.jit_access.znuny.password", tc.file, tc.env)
 			if got != tc.want || (tc.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.err) {
-				t.Fatalf("JITSecret = %q, %v; want %q, %q", got, err, tc.want, tc.err)
+				t.Fatalf("Secret = %q, %v; want %q, %q", got, err, tc.want, tc.err)
 			}
 		})
 	}

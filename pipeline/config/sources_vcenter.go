@@ -104,7 +104,7 @@ func (c *Config) VCenterByName(name string) *VCenterSource {
 // Password returns the source's password from its file or environment
 // variable.
 func (v *VCenterSource) Password(path string) (string, error) {
-	return JITSecret(path+".password", v.PasswordFile, v.PasswordEnv)
+	return Secret(path+".password", v.PasswordFile, v.PasswordEnv)
 }
 
 // fillVCenter sets the defaults of the vCenter sources and tag sync.

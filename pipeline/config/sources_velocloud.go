@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -287,30 +286,10 @@ func (c *Config) validateVeloCloud(p *Problems) {
 // Secrets returns the source's token or password from its file or
 // environment variable, trimmed (one of them is empty).
 func (v VeloCloudSource) Secrets() (token, password string, err error) {
-	read := func(key, file, env string) (string, error) {
-		switch {
-		case file != "":
-			b, err := os.ReadFile(file)
-			if err != nil {
-				return "", fmt.Errorf("sources.velocloud %s: %s: %w", v.Name, key+"_file", err)
-			}
-			s := strings.TrimSpace(string(b))
-			if s == "" {
-				return "", fmt.Errorf("sources.velocloud %s: %s %s is empty", v.Name, key+"_file", file)
-			}
-			return s, nil
-		case env != "":
-			s, ok := os.LookupEnv(env)
-			if !ok || strings.TrimSpace(s) == "" {
-				return "", fmt.Errorf("sources.velocloud %s: %s: %s is not set", v.Name, key+"_env", env)
-			}
-			return strings.TrimSpace(s), nil
-		}
-		return "", nil
-	}
-	if token, err = read("token", v.TokenFile, v.TokenEnv); err != nil {
+	at := "sources.velocloud " + v.Name + " "
+	if token, err = Secret(at+"token", v.TokenFile, v.TokenEnv); err != nil {
 		return "", "", err
 	}
-	password, err = read("password", v.PasswordFile, v.PasswordEnv)
+	password, err = Secret(at+"password", v.PasswordFile, v.PasswordEnv)
 	return token, password, err
 }

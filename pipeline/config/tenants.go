@@ -606,21 +606,11 @@ func validateVCD(p *Problems, v *VCD) {
 // Token returns the VCD API token from its file or environment variable,
 // trimmed.
 func (v *VCD) Token() (string, error) {
-	switch {
-	case v.TokenFile != "":
-		b, err := os.ReadFile(v.TokenFile)
-		if err != nil {
-			return "", fmt.Errorf("tenants.vcd.token_file: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	case v.TokenEnv != "":
-		s, ok := os.LookupEnv(v.TokenEnv)
-		if !ok || strings.TrimSpace(s) == "" {
-			return "", fmt.Errorf("tenants.vcd.token_env: %s is not set", v.TokenEnv)
-		}
-		return strings.TrimSpace(s), nil
+	s, err := Secret("tenants.vcd.token", v.TokenFile, v.TokenEnv)
+	if err == nil && s == "" {
+		err = errors.New("tenants.vcd: no token configured")
 	}
-	return "", errors.New("tenants.vcd: no token configured")
+	return s, err
 }
 
 // tenantsFile is the shape of the separate tenants file.
