@@ -243,12 +243,12 @@ func validateNSXGroups(p *Problems, list []NSXGroupsSource) {
 			if s.Username == "" {
 				p.add(path+".username", "missing for %s auth", s.Auth)
 			}
-			checkForensicsSecret(p, path, "password", s.PasswordFile, s.PasswordEnv, true)
+			checkSecret(p, path, "password", s.PasswordFile, s.PasswordEnv, true)
 			if s.URL == "" {
 				p.add(path+".url", "missing")
 			}
 		case "vmc":
-			checkForensicsSecret(p, path+".vmc", "refresh_token", s.VMC.RefreshTokenFile, s.VMC.RefreshTokenEnv, true)
+			checkSecret(p, path+".vmc", "refresh_token", s.VMC.RefreshTokenFile, s.VMC.RefreshTokenEnv, true)
 			if s.URL == "" && (s.VMC.OrgID == "" || s.VMC.SDDCID == "") {
 				p.add(path+".url", "missing: set it to the SDDC's NSX reverse-proxy URL, or set vmc.org_id and vmc.sddc_id")
 			}
@@ -358,7 +358,7 @@ func (f *ForensicsStage) validate(p *Problems, sources []NSXGroupsSource) {
 	if v.Username == "" {
 		p.add(path+".vcenter.username", "missing")
 	}
-	checkForensicsSecret(p, path+".vcenter", "password", v.PasswordFile, v.PasswordEnv, true)
+	checkSecret(p, path+".vcenter", "password", v.PasswordFile, v.PasswordEnv, true)
 	checkFile(p, path+".vcenter.tls.ca_file", v.TLS.CAFile)
 	if len(f.Groups) == 0 {
 		p.add(path+".groups", "missing: list the quarantine groups")
@@ -384,7 +384,7 @@ func (f *ForensicsStage) validate(p *Problems, sources []NSXGroupsSource) {
 			} else {
 				checkForensicsURL(p, gp+".webhook.url", w.URL, false)
 			}
-			checkForensicsSecret(p, gp+".webhook", "bearer_token", w.BearerTokenFile, w.BearerTokenEnv, false)
+			checkSecret(p, gp+".webhook", "bearer_token", w.BearerTokenFile, w.BearerTokenEnv, false)
 			if w.Timeout < 0 {
 				p.add(gp+".webhook.timeout", "must not be negative")
 			}
@@ -435,17 +435,6 @@ func (f *ForensicsStage) validate(p *Problems, sources []NSXGroupsSource) {
 	}
 }
 
-// checkForensicsSecret adds a problem unless at most one of file and env is
-// set (exactly one when required); a file must be readable.
-func checkForensicsSecret(p *Problems, path, key, file, env string, required bool) {
-	switch {
-	case file != "" && env != "":
-		p.add(path, "set %s_file or %s_env, not both", key, key)
-	case required && file == "" && env == "":
-		p.add(path+"."+key+"_file", "missing: set %s_file or %s_env", key, key)
-	}
-	checkFile(p, path+"."+key+"_file", file)
-}
 
 // checkForensicsURL adds a problem unless s is an absolute http(s) URL (https
 // only when httpsOnly).

@@ -214,7 +214,7 @@ func (j *JITAccessStage) validate(p *Problems) {
 	if z.Username == "" {
 		p.add(at+".znuny.username", "missing")
 	}
-	jitSecretSource(p, at+".znuny", "password", z.PasswordFile, z.PasswordEnv, true)
+	checkSecret(p, at+".znuny", "password", z.PasswordFile, z.PasswordEnv, true)
 	checkFile(p, at+".znuny.ca_file", z.CAFile)
 	if z.Timeout < 0 {
 		p.add(at+".znuny.timeout", "must not be negative")
@@ -225,7 +225,7 @@ func (j *JITAccessStage) validate(p *Problems) {
 	if v.Username == "" {
 		p.add(at+".vcenter.username", "missing")
 	}
-	jitSecretSource(p, at+".vcenter", "password", v.PasswordFile, v.PasswordEnv, true)
+	checkSecret(p, at+".vcenter", "password", v.PasswordFile, v.PasswordEnv, true)
 	checkFile(p, at+".vcenter.ca_file", v.CAFile)
 
 	n := &j.NSX
@@ -240,10 +240,10 @@ func (j *JITAccessStage) validate(p *Problems) {
 		if n.Username == "" {
 			p.add(at+".nsx.username", "missing")
 		}
-		jitSecretSource(p, at+".nsx", "password", n.PasswordFile, n.PasswordEnv, true)
+		checkSecret(p, at+".nsx", "password", n.PasswordFile, n.PasswordEnv, true)
 	case "vmc":
 		jitURL(p, at+".nsx.url", n.URL, n.VMC.OrgID == "" || n.VMC.SDDCID == "")
-		jitSecretSource(p, at+".nsx.vmc", "refresh_token", n.VMC.RefreshTokenFile, n.VMC.RefreshTokenEnv, true)
+		checkSecret(p, at+".nsx.vmc", "refresh_token", n.VMC.RefreshTokenFile, n.VMC.RefreshTokenEnv, true)
 		jitURL(p, at+".nsx.vmc.csp_url", n.VMC.CSPURL, false)
 		jitURL(p, at+".nsx.vmc.url", n.VMC.URL, false)
 		if n.API != "policy" {
@@ -261,7 +261,7 @@ func (j *JITAccessStage) validate(p *Problems) {
 	checkFile(p, at+".nsx.ca_file", n.CAFile)
 
 	w := &j.Webhook
-	jitSecretSource(p, at+".webhook", "hmac_secret", w.HMACSecretFile, w.HMACSecretEnv, false)
+	checkSecret(p, at+".webhook", "hmac_secret", w.HMACSecretFile, w.HMACSecretEnv, false)
 	if strings.ContainsAny(w.SignatureHeader, " :\t") {
 		p.add(at+".webhook.signature_header", "%q is not a header name", w.SignatureHeader)
 	}
@@ -289,14 +289,3 @@ func jitURL(p *Problems, path, s string, required bool) {
 	}
 }
 
-// jitSecretSource checks that a secret comes from exactly one of a file
-// and an environment variable (or neither, when optional).
-func jitSecretSource(p *Problems, path, name, file, env string, required bool) {
-	switch {
-	case file != "" && env != "":
-		p.add(path, "set %s_file or %s_env, not both", name, name)
-	case file == "" && env == "" && required:
-		p.add(path+"."+name+"_file", "missing (or set %s_env)", name)
-	}
-	checkFile(p, path+"."+name+"_file", file)
-}

@@ -31,3 +31,16 @@ func Secret(path, file, env string) (string, error) {
 	}
 	return "", nil
 }
+
+// checkSecret adds a problem unless a secret comes from at most one of
+// <name>_file and <name>_env under path (exactly one when required); a
+// file must be readable.
+func checkSecret(p *Problems, path, name, file, env string, required bool) {
+	switch {
+	case file != "" && env != "":
+		p.add(path, "set %s_file or %s_env, not both", name, name)
+	case file == "" && env == "" && required:
+		p.add(path+"."+name+"_file", "missing (or set %s_env)", name)
+	}
+	checkFile(p, path+"."+name+"_file", file)
+}

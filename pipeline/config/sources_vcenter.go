@@ -166,7 +166,7 @@ func (c *Config) validateVCenter(p *Problems) {
 		if v.Username == "" {
 			p.add(at+".username", "missing")
 		}
-		jitSecretSource(p, at, "password", v.PasswordFile, v.PasswordEnv, true)
+		checkSecret(p, at, "password", v.PasswordFile, v.PasswordEnv, true)
 		checkFile(p, at+".ca_file", v.CAFile)
 		if v.Insecure && v.CAFile != "" {
 			p.add(at+".insecure", "set together with ca_file: verify with the CA, or do not verify")
@@ -246,10 +246,10 @@ func validateNSXTarget(p *Problems, at string, n *JITNSX) {
 		if n.Username == "" {
 			p.add(at+".username", "missing")
 		}
-		jitSecretSource(p, at, "password", n.PasswordFile, n.PasswordEnv, true)
+		checkSecret(p, at, "password", n.PasswordFile, n.PasswordEnv, true)
 	case "vmc":
 		jitURL(p, at+".url", n.URL, n.VMC.OrgID == "" || n.VMC.SDDCID == "")
-		jitSecretSource(p, at+".vmc", "refresh_token", n.VMC.RefreshTokenFile, n.VMC.RefreshTokenEnv, true)
+		checkSecret(p, at+".vmc", "refresh_token", n.VMC.RefreshTokenFile, n.VMC.RefreshTokenEnv, true)
 		jitURL(p, at+".vmc.csp_url", n.VMC.CSPURL, false)
 		jitURL(p, at+".vmc.url", n.VMC.URL, false)
 		if n.API != "policy" {
