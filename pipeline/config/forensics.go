@@ -435,7 +435,6 @@ func (f *ForensicsStage) validate(p *Problems, sources []NSXGroupsSource) {
 	}
 }
 
-
 // checkForensicsURL adds a problem unless s is an absolute http(s) URL (https
 // only when httpsOnly).
 func checkForensicsURL(p *Problems, path, s string, httpsOnly bool) {

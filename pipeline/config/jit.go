@@ -288,4 +288,3 @@ func jitURL(p *Problems, path, s string, required bool) {
 		p.add(path, "must not carry credentials (use username and password_file)")
 	}
 }
-
