@@ -425,7 +425,7 @@ func (p *proc) serve(ctx context.Context) error {
 	case <-ctx.Done():
 		p.log.Info("shutting down")
 	case runErr = <-errc:
-		p.log.Error("a source failed; shutting down", "err", runErr)
+		p.log.Error("a listener, poller or stage failed; shutting down", "err", runErr)
 	}
 	deadline, cancel := context.WithTimeout(context.Background(), p.cfg.Kafka.ShutdownTimeout.D())
 	defer cancel()
