@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -69,10 +68,6 @@ func (p *proc) startForensics(roles map[string]bool, reg *prometheus.Registry, m
 // newNSXGroupsSource turns a configured source into a poller on its own
 // NSX client, counted in the process's shared NSX metrics nm.
 func newNSXGroupsSource(sc config.NSXGroupsSource, nm *nsx.Metrics, deps nsxgroups.Deps) (*nsxgroups.Source, error) {
-	if sc.API == "nsxv" {
-		return nil, errors.New("api nsxv: the NSX client (sinks/nsx) cannot read security group membership yet " +
-			"(GET /api/2.0/services/securitygroup/{id}/translation/virtualmachines)")
-	}
 	password, err := sc.Password()
 	if err != nil {
 		return nil, err
@@ -85,8 +80,14 @@ func newNSXGroupsSource(sc config.NSXGroupsSource, nm *nsx.Metrics, deps nsxgrou
 	if err != nil {
 		return nil, err
 	}
+	// policy: Policy API groups (NSX-T, NSX 4.x, VMC); nsxv: NSX-V
+	// security groups, basic auth (the config requires it).
+	api := nsx.APIPolicy
+	if sc.API == "nsxv" {
+		api = nsx.APINSXV
+	}
 	c, err := nsx.New(nsx.Config{
-		Name: sc.Name, URL: sc.URL, API: nsx.APIPolicy, Auth: sc.Auth,
+		Name: sc.Name, URL: sc.URL, API: api, Auth: sc.Auth,
 		Username: sc.Username, Password: password,
 		VMC: nsx.VMC{RefreshToken: token, OrgID: sc.VMC.OrgID, SDDCID: sc.VMC.SDDCID},
 		TLS: tc,
@@ -95,6 +96,10 @@ func newNSXGroupsSource(sc config.NSXGroupsSource, nm *nsx.Metrics, deps nsxgrou
 		return nil, err
 	}
 	deps.Lister = nsxgroups.PolicyLister(c)
+	product := nsxgroups.ProductNSX
+	if api == nsx.APINSXV {
+		deps.Lister, product = nsxgroups.NSXVLister(c), nsxgroups.ProductNSXV
+	}
 	groups := make([]nsxgroups.Group, len(sc.Groups))
 	for i, g := range sc.Groups {
 		groups[i] = nsxgroups.Group{ID: g.ID, Name: g.Name}
@@ -104,7 +109,7 @@ func newNSXGroupsSource(sc config.NSXGroupsSource, nm *nsx.Metrics, deps nsxgrou
 		manager = u.Hostname()
 	}
 	return nsxgroups.New(nsxgroups.Config{
-		Name: sc.Name, Manager: manager, Product: nsxgroups.ProductNSX,
+		Name: sc.Name, Manager: manager, Product: product,
 		Groups: groups, Interval: sc.Interval.D(),
 	}, deps)
 }

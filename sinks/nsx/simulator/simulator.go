@@ -2,9 +2,10 @@
 // NSX-T / NSX 4.x endpoints vpipe uses to tag VMs (Manager API fabric VMs
 // with add_tags / remove_tags / update_tags, Policy API realized-state VMs,
 // tags, search and groups with tag-based membership), the NSX-V security
-// tag XML API, NSX session auth (JSESSIONID + X-XSRF-TOKEN), basic auth,
-// VMware Cloud on AWS' CSP token exchange and SDDC lookup with its NSX
-// reverse proxy, and an optional per-client rate limit answering 429.
+// tag XML API and security group membership, NSX session auth
+// (JSESSIONID + X-XSRF-TOKEN), basic auth, VMware Cloud on AWS' CSP token
+// exchange and SDDC lookup with its NSX reverse proxy, and an optional
+// per-client rate limit answering 429.
 //
 // It follows the API contracts in shared/reference/apis.md §1–2 (NSX-T
 // REST API reference, vsphere-automation-sdk-go metadata, nsxraml for
@@ -79,17 +80,18 @@ type Server struct {
 	log  *slog.Logger
 	mux  *http.ServeMux
 
-	mu       sync.Mutex
-	vms      map[string]*VM // by external id
-	order    []string       // external ids in insertion order
-	groups   map[string]*group
-	sectags  map[string]*secTag // by objectId
-	tagSeq   int
-	sessions map[string]*session // by JSESSIONID
-	tokens   map[string]time.Time
-	faults   []fault
-	window   map[string]*rateWindow
-	stats    Stats
+	mu        sync.Mutex
+	vms       map[string]*VM // by external id
+	order     []string       // external ids in insertion order
+	groups    map[string]*group
+	sectags   map[string]*secTag        // by objectId
+	secgroups map[string]*SecurityGroup // NSX-V security groups by objectId
+	tagSeq    int
+	sessions  map[string]*session // by JSESSIONID
+	tokens    map[string]time.Time
+	faults    []fault
+	window    map[string]*rateWindow
+	stats     Stats
 }
 
 type group struct {
@@ -339,6 +341,7 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /api/2.0/services/securitytags/tag/{tag}/vm/{vm}", s.nsxv(s.vAttach))
 	m.HandleFunc("DELETE /api/2.0/services/securitytags/tag/{tag}/vm/{vm}", s.nsxv(s.vDetach))
 	m.HandleFunc("GET /api/2.0/services/securitytags/vm/{vm}", s.nsxv(s.vVMTags))
+	m.HandleFunc("GET /api/2.0/services/securitygroup/{id}/translation/virtualmachines", s.nsxv(s.vSecurityGroupVMs))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, 600, fmt.Sprintf("The requested URI : %s could not be found.", r.URL.Path))
 	})
