@@ -228,37 +228,7 @@ func (j *JITAccessStage) validate(p *Problems) {
 	checkSecret(p, at+".vcenter", "password", v.PasswordFile, v.PasswordEnv, true)
 	checkFile(p, at+".vcenter.ca_file", v.CAFile)
 
-	n := &j.NSX
-	switch n.API {
-	case "policy", "manager", "nsxv":
-	default:
-		p.add(at+".nsx.api", "%q is not one of policy, manager, nsxv", n.API)
-	}
-	switch n.Auth {
-	case "basic", "session":
-		jitURL(p, at+".nsx.url", n.URL, true)
-		if n.Username == "" {
-			p.add(at+".nsx.username", "missing")
-		}
-		checkSecret(p, at+".nsx", "password", n.PasswordFile, n.PasswordEnv, true)
-	case "vmc":
-		jitURL(p, at+".nsx.url", n.URL, n.VMC.OrgID == "" || n.VMC.SDDCID == "")
-		checkSecret(p, at+".nsx.vmc", "refresh_token", n.VMC.RefreshTokenFile, n.VMC.RefreshTokenEnv, true)
-		jitURL(p, at+".nsx.vmc.csp_url", n.VMC.CSPURL, false)
-		jitURL(p, at+".nsx.vmc.url", n.VMC.URL, false)
-		if n.API != "policy" {
-			p.add(at+".nsx.api", "VMware Cloud on AWS offers the policy api only")
-		}
-	default:
-		p.add(at+".nsx.auth", "%q is not one of basic, session, vmc", n.Auth)
-	}
-	if n.API == "nsxv" && n.Auth != "basic" {
-		p.add(at+".nsx.auth", "the nsxv api takes basic auth")
-	}
-	if n.EnforcementPoint != "" && n.API != "policy" {
-		p.add(at+".nsx.enforcement_point", "only with the policy api")
-	}
-	checkFile(p, at+".nsx.ca_file", n.CAFile)
+	validateNSXTarget(p, at+".nsx", &j.NSX)
 
 	w := &j.Webhook
 	checkSecret(p, at+".webhook", "hmac_secret", w.HMACSecretFile, w.HMACSecretEnv, false)
