@@ -8,20 +8,25 @@ import (
 	"time"
 )
 
-// TestFiles decodes every testdata/config file: valid-*.yaml must load,
-// bad-*.yaml must fail with exactly the problems in its .err file.
-func TestFiles(t *testing.T) {
-	files, err := filepath.Glob("../../testdata/config/*.yaml")
+// checkFixtures loads every file matching glob through Load: a file whose
+// name starts with validPrefix must load (and pass check, when given), any
+// other must fail with exactly the problems of its .err file beside it.
+func checkFixtures(t *testing.T, glob, validPrefix string, check func(t *testing.T, c *Config)) {
+	t.Helper()
+	files, err := filepath.Glob(glob)
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no config fixtures: %v", err)
+		t.Fatalf("no fixtures match %s: %v", glob, err)
 	}
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
-			_, err := Load(f)
-			if strings.HasPrefix(name, "valid-") {
+			c, err := Load(f)
+			if strings.HasPrefix(name, validPrefix) {
 				if err != nil {
 					t.Fatalf("want valid, got:\n%v", err)
+				}
+				if check != nil {
+					check(t, c)
 				}
 				return
 			}
@@ -37,6 +42,12 @@ func TestFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFiles checks testdata/config: valid-*.yaml load, bad-*.yaml fail
+// with exactly the problems of their .err file.
+func TestFiles(t *testing.T) {
+	checkFixtures(t, "../../testdata/config/*.yaml", "valid-", nil)
 }
 
 // TestExample checks that the shipped example configuration validates.

@@ -1,104 +1,29 @@
 package config
 
 import (
-	"bytes"
-	"errors"
-	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
 )
-
-var updateForensics = flag.Bool("update-forensics", false, "rewrite testdata/forensics/*.err from the problems found")
-
-// forensicsParts is the part of the configuration forensics.go reads,
-// decoded on its own until config.go declares sources.nsx_groups and
-// stages.forensics.
-type forensicsParts struct {
-	Sources struct {
-		NSXGroups []NSXGroupsSource `yaml:"nsx_groups"`
-	} `yaml:"sources"`
-	Stages struct {
-		Forensics *ForensicsStage `yaml:"forensics"`
-	} `yaml:"stages"`
-}
-
-// loadForensics decodes strictly, fills and validates like Decode.
-func loadForensics(t *testing.T, data []byte) (*forensicsParts, error) {
-	t.Helper()
-	var f forensicsParts
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlError(err)
-	}
-	fillNSXGroups(f.Sources.NSXGroups)
-	p := &Problems{}
-	validateNSXGroups(p, f.Sources.NSXGroups)
-	if st := f.Stages.Forensics; st != nil {
-		st.fill(f.Sources.NSXGroups)
-		st.validate(p, f.Sources.NSXGroups)
-	}
-	if len(p.List) > 0 {
-		return &f, p
-	}
-	return &f, nil
-}
 
 // TestForensicsFiles checks testdata/forensics: valid-*.yaml must load,
 // bad-*.yaml must fail with exactly the problems of its .err file.
 func TestForensicsFiles(t *testing.T) {
-	files, err := filepath.Glob("../../testdata/forensics/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
-	}
-	for _, f := range files {
-		name := filepath.Base(f)
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = loadForensics(t, data)
-			if strings.HasPrefix(name, "valid-") {
-				if err != nil {
-					t.Fatalf("want valid, got:\n%v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("want problems, got none")
-			}
-			errFile := strings.TrimSuffix(f, ".yaml") + ".err"
-			if *updateForensics {
-				os.WriteFile(errFile, []byte(err.Error()+"\n"), 0o644)
-			}
-			want, rerr := os.ReadFile(errFile)
-			if rerr != nil {
-				t.Fatal(rerr)
-			}
-			if got := err.Error(); got != strings.TrimSpace(string(want)) {
-				t.Fatalf("problems differ\n got:\n%s\nwant:\n%s", got, want)
-			}
-		})
-	}
+	checkFixtures(t, "../../testdata/forensics/*.yaml", "valid-", func(t *testing.T, c *Config) {
+		if c.Stages.Forensics == nil || len(c.Sources.NSXGroups) == 0 {
+			t.Fatal("nsx_groups or forensics missing after load")
+		}
+	})
 }
 
 func TestForensicsDefaults(t *testing.T) {
-	data, err := os.ReadFile("../../testdata/forensics/valid-policy.yaml")
+	c, err := Load("../../testdata/forensics/valid-policy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := loadForensics(t, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := f.Sources.NSXGroups[0]
-	st := f.Stages.Forensics
+	src := c.Sources.NSXGroups[0]
+	st := c.Stages.Forensics
 	tests := []struct {
 		name      string
 		got, want any

@@ -1,86 +1,29 @@
 package config
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
-
-// jitSection decodes the stages.jit_access section of a configuration file
-// strictly, as Decode does once Stages has the field.
-func jitSection(t *testing.T, path string) *JITAccessStage {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Stages struct {
-			JITAccess yaml.Node `yaml:"jit_access"`
-		} `yaml:"stages"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := yaml.NewEncoder(&buf).Encode(&doc.Stages.JITAccess); err != nil {
-		t.Fatal(err)
-	}
-	j := &JITAccessStage{}
-	dec := yaml.NewDecoder(&buf)
-	dec.KnownFields(true)
-	if err := dec.Decode(j); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return j
-}
 
 // TestJITFiles checks every testdata/jit fixture: valid-*.yaml validate,
 // bad-*.yaml fail with exactly the problems of their .err file.
 func TestJITFiles(t *testing.T) {
-	files, err := filepath.Glob("../../testdata/jit/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no jit fixtures: %v", err)
-	}
-	_, wired := reflect.TypeFor[Stages]().FieldByName("JITAccess")
-	for _, f := range files {
-		name := filepath.Base(f)
-		t.Run(name, func(t *testing.T) {
-			j := jitSection(t, f)
-			j.fill()
-			p := &Problems{}
-			j.validate(p)
-			if strings.HasPrefix(name, "valid") {
-				if len(p.List) > 0 {
-					t.Fatalf("want valid, got:\n%v", p)
-				}
-				if wired {
-					if _, err := Load(f); err != nil {
-						t.Fatalf("Load: %v", err)
-					}
-				}
-				return
-			}
-			want, err := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".err")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := p.Error(); got != strings.TrimSpace(string(want)) {
-				t.Fatalf("problems differ\n got:\n%s\nwant:\n%s", got, want)
-			}
-		})
-	}
+	checkFixtures(t, "../../testdata/jit/*.yaml", "valid", func(t *testing.T, c *Config) {
+		if c.Stages.JITAccess == nil {
+			t.Fatal("jit_access missing after load")
+		}
+	})
 }
 
 func TestJITDefaults(t *testing.T) {
-	j := jitSection(t, "../../testdata/jit/valid-vmc.yaml")
-	j.fill()
+	c, err := Load("../../testdata/jit/valid-vmc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := c.Stages.JITAccess
 	want := JITAccessStage{
 		MaxDuration: Duration(8 * time.Hour), ReconcileInterval: Duration(5 * time.Minute),
 		SearchLimit: 10000, GroupID: "vpipe-jit-access",

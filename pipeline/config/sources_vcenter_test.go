@@ -1,44 +1,17 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 )
 
 // TestVCenterFiles checks every testdata/vcenter fixture: valid-*.yaml
 // validate, bad-*.yaml fail with exactly the problems of their .err file.
 func TestVCenterFiles(t *testing.T) {
-	files, err := filepath.Glob("../../testdata/vcenter/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
-	}
-	for _, f := range files {
-		name := filepath.Base(f)
-		t.Run(name, func(t *testing.T) {
-			c, err := Load(f)
-			if strings.HasPrefix(name, "valid-") || name == "valid.yaml" {
-				if err != nil {
-					t.Fatalf("want valid, got:\n%v", err)
-				}
-				if c.Stages.TagSync == nil || c.VCenterByName(c.Stages.TagSync.VCenter) == nil {
-					t.Fatal("tag_sync or its vCenter missing after load")
-				}
-				return
-			}
-			want, rerr := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".err")
-			if rerr != nil {
-				t.Fatal(rerr)
-			}
-			if err == nil {
-				t.Fatal("want an error, got none")
-			}
-			if got := err.Error(); got != strings.TrimSpace(string(want)) {
-				t.Fatalf("problems differ\n got:\n%s\nwant:\n%s", got, want)
-			}
-		})
-	}
+	checkFixtures(t, "../../testdata/vcenter/*.yaml", "valid", func(t *testing.T, c *Config) {
+		if c.Stages.TagSync == nil || c.VCenterByName(c.Stages.TagSync.VCenter) == nil {
+			t.Fatal("tag_sync or its vCenter missing after load")
+		}
+	})
 }
 
 func TestVCenterDefaults(t *testing.T) {

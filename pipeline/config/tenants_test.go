@@ -14,32 +14,7 @@ import (
 // config-valid*.yaml must load, config-bad-*.yaml must fail with exactly
 // the problems in its .err file.
 func TestTenantConfigFiles(t *testing.T) {
-	files, err := filepath.Glob("../../testdata/tenants/config-*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
-	}
-	for _, f := range files {
-		name := filepath.Base(f)
-		t.Run(name, func(t *testing.T) {
-			_, err := Load(f)
-			if strings.HasPrefix(name, "config-valid") {
-				if err != nil {
-					t.Fatalf("want valid, got:\n%v", err)
-				}
-				return
-			}
-			want, rerr := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".err")
-			if rerr != nil {
-				t.Fatal(rerr)
-			}
-			if err == nil {
-				t.Fatal("want an error, got none")
-			}
-			if got := err.Error(); got != strings.TrimSpace(string(want)) {
-				t.Fatalf("problems differ\n got:\n%s\nwant:\n%s", got, want)
-			}
-		})
-	}
+	checkFixtures(t, "../../testdata/tenants/config-*.yaml", "config-valid", nil)
 }
 
 func TestTenantDefaults(t *testing.T) {
