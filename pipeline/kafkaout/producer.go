@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go/compress"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // Config configures a Producer. Zero fields take the defaults named.
@@ -330,7 +330,7 @@ func (p *Producer) submit(msgs []kafka.Message) {
 		if attempt == 0 {
 			p.log.Warn("kafka unreachable; holding records and retrying", "records", len(msgs), "err", err)
 		}
-		if !p.wait(backoff(attempt, p.cfg.MinBackoff, p.cfg.MaxBackoff)) {
+		if !p.wait(backoff.Delay(attempt, p.cfg.MinBackoff, p.cfg.MaxBackoff)) {
 			for i := range msgs {
 				p.finish(msgs[i].WriterData.(*item), fmt.Errorf("producer closed before kafka acknowledged: %w", err))
 			}
@@ -385,7 +385,7 @@ func (p *Producer) complete(msgs []kafka.Message, err error) {
 	p.retry = append(p.retry, again...)
 	p.retryMu.Unlock()
 	go func() {
-		if permanent || p.wait(backoff(again[0].attempts-1, p.cfg.MinBackoff, p.cfg.MaxBackoff)) {
+		if permanent || p.wait(backoff.Delay(again[0].attempts-1, p.cfg.MinBackoff, p.cfg.MaxBackoff)) {
 			select {
 			case p.retryC <- struct{}{}:
 			default:
@@ -524,23 +524,6 @@ func (p *Producer) Close(ctx context.Context) error {
 	go p.w.Close()
 	p.log.Error("closed with records kafka had not acknowledged", "records", pending)
 	return fmt.Errorf("kafka producer: %d records not acknowledged before the deadline", pending)
-}
-
-// backoff returns the delay before retry attempt (0-based): exponential
-// from min to max with jitter.
-func backoff(attempt int, min, max time.Duration) time.Duration {
-	d := min << min2(attempt, 20)
-	if d > max || d <= 0 {
-		d = max
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func min2(a, b int) int {
-	if a < b {
-		return a
-	}
-	return b
 }
 
 // isPermanent says whether Kafka will never accept the records err is about.

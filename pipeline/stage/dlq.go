@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // Headers of a DLQ record. The record keeps the original key, value and
@@ -100,10 +101,10 @@ func (r *Runner) sendDLQ(ctx context.Context, dead []deadLetter) bool {
 			pending = failed
 		}
 		r.m.dlqErrs.Inc()
-		d := r.backoff(attempt)
+		d := backoff.Delay(attempt, r.cfg.MinBackoff, r.cfg.MaxBackoff)
 		r.log.Error("DLQ write failed; retrying (the batch is not committed until it succeeds)",
 			"records", len(pending), "attempt", attempt+1, "backoff", d, "error", err)
-		if !sleep(ctx, d) {
+		if !backoff.Wait(ctx, d) {
 			return false
 		}
 	}

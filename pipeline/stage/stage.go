@@ -12,13 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // Record is one consumed Kafka message with its decoded event. Both belong
@@ -214,10 +214,10 @@ func (r *Runner) fetch(ctx context.Context, rd *kafka.Reader) []kafka.Message {
 }
 
 func (r *Runner) fetchFailed(ctx context.Context, err error) {
-	d := r.backoff(r.fetchErrs)
+	d := backoff.Delay(r.fetchErrs, r.cfg.MinBackoff, r.cfg.MaxBackoff)
 	r.fetchErrs++
 	r.log.Warn("fetch failed; retrying", "attempt", r.fetchErrs, "backoff", d, "error", err)
-	sleep(ctx, d)
+	backoff.Wait(ctx, d)
 }
 
 // handle delivers one batch, sends what cannot be delivered to the DLQ and
@@ -319,10 +319,10 @@ func (r *Runner) write(ctx context.Context, recs []Record) error {
 		case r.cfg.MaxRetries > 0 && attempt >= r.cfg.MaxRetries:
 			return fmt.Errorf("sink failed %d times: %w", attempt+1, err)
 		}
-		d := r.backoff(attempt)
+		d := backoff.Delay(attempt, r.cfg.MinBackoff, r.cfg.MaxBackoff)
 		r.m.retries.Inc()
 		r.log.Warn("sink write failed; retrying", "records", len(recs), "attempt", attempt+1, "backoff", d, "error", err)
-		if !sleep(ctx, d) {
+		if !backoff.Wait(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -365,29 +365,4 @@ func (r *Runner) updateLag(rd *kafka.Reader) {
 		sum += l
 	}
 	r.m.lag.Set(float64(sum))
-}
-
-// backoff returns the wait before retry attempt+1: exponential from
-// MinBackoff, capped at MaxBackoff, with jitter so that the members of a
-// group do not retry in step.
-func (r *Runner) backoff(attempt int) time.Duration {
-	d := r.cfg.MaxBackoff
-	if attempt < 32 {
-		if e := r.cfg.MinBackoff << attempt; e > 0 && e < d {
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"slices"
 	"sync"
@@ -35,6 +34,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // Checkpointer keeps the source's position; *checkpoint.Store implements
@@ -197,10 +197,10 @@ func (s *Source) Run(ctx context.Context) error {
 		if progressed {
 			attempt = 0
 		}
-		d := s.backoff(attempt)
+		d := backoff.Delay(attempt, s.cfg.MinBackoff, s.cfg.MaxBackoff)
 		attempt++
 		s.log.Warn("vcenter session ended; reconnecting", "error", err, "attempt", attempt, "backoff", d)
-		if !sleep(ctx, d) {
+		if !backoff.Wait(ctx, d) {
 			break
 		}
 	}
@@ -273,7 +273,7 @@ func (s *Source) session(ctx context.Context) (progressed bool, err error) {
 		if len(evs) == 0 {
 			s.m.lag.Set(0)
 			s.flushCheckpoint(ctx)
-			if !sleep(ctx, s.cfg.PollInterval) {
+			if !backoff.Wait(ctx, s.cfg.PollInterval) {
 				return progressed, nil
 			}
 			continue
@@ -411,28 +411,6 @@ func (s *Source) loadPosition() error {
 	}
 	s.pos = p
 	return nil
-}
-
-func (s *Source) backoff(attempt int) time.Duration {
-	d := s.cfg.MaxBackoff
-	if attempt < 32 {
-		if e := s.cfg.MinBackoff << attempt; e > 0 && e < d {
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // position is the checkpoint: the last delivered event's key and creation

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // poller polls one enterprise. Its fields are owned by its run goroutine,
@@ -55,7 +56,7 @@ func (p *poller) run(ctx context.Context) {
 			return
 		}
 		p.st.prune(p.st.cursor.Add(-p.s.cfg.Lookback-time.Second), true)
-		if !sleep(ctx, p.s.cfg.Interval) {
+		if !backoff.Wait(ctx, p.s.cfg.Interval) {
 			return
 		}
 	}
@@ -113,9 +114,9 @@ func (p *poller) poll(ctx context.Context) {
 				// retried for as long as it lasts.
 				attempts++
 				if attempts < cfg.MaxAttempts {
-					d := p.s.backoff(attempts - 1)
+					d := backoff.Delay(attempts-1, p.s.cfg.MinBackoff, p.s.cfg.MaxBackoff)
 					p.log.Warn("bad answer for a window; retrying", "start", a, "end", b, "attempt", attempts, "backoff", d, "error", err)
-					if !sleep(ctx, d) {
+					if !backoff.Wait(ctx, d) {
 						return
 					}
 					continue
@@ -133,7 +134,7 @@ func (p *poller) poll(ctx context.Context) {
 				}
 				a = b
 			default:
-				d := p.s.backoff(failures)
+				d := backoff.Delay(failures, p.s.cfg.MinBackoff, p.s.cfg.MaxBackoff)
 				failures++
 				level := slog.LevelWarn
 				switch Result(err) {
@@ -143,7 +144,7 @@ func (p *poller) poll(ctx context.Context) {
 					level = slog.LevelError
 				}
 				p.log.Log(ctx, level, "read events failed; retrying", "start", a, "end", b, "attempt", failures, "backoff", d, "error", err)
-				if !sleep(ctx, d) {
+				if !backoff.Wait(ctx, d) {
 					return
 				}
 			}
@@ -167,7 +168,7 @@ func (p *poller) poll(ctx context.Context) {
 				return
 			}
 			attempts++
-			d := p.s.backoff(attempts - 1)
+			d := backoff.Delay(attempts-1, p.s.cfg.MinBackoff, p.s.cfg.MaxBackoff)
 			p.log.Error("publish failed; reading the window again", "start", a, "end", b, "backoff", d, "error", err)
 			if attempts >= cfg.MaxAttempts {
 				attempts = 0
@@ -177,7 +178,7 @@ func (p *poller) poll(ctx context.Context) {
 				}
 				a = b
 			}
-			if !sleep(ctx, d) {
+			if !backoff.Wait(ctx, d) {
 				return
 			}
 			continue

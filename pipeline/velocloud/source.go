@@ -52,7 +52,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,6 +61,7 @@ import (
 
 	vcoevent "github.com/vpipe/vpipe/parsers/velocloud"
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // Account types: which login endpoint password auth uses and how "all
@@ -351,12 +351,12 @@ func (s *Source) Run(ctx context.Context) error {
 		s.reconcile(ctx, &wg, pollers, ents, err == nil)
 		wait := s.cfg.RefreshEnterprises
 		if err != nil && len(pollers) == 0 {
-			wait = s.backoff(attempt)
+			wait = backoff.Delay(attempt, s.cfg.MinBackoff, s.cfg.MaxBackoff)
 			attempt++
 		} else {
 			attempt = 0
 		}
-		if !sleep(ctx, wait) {
+		if !backoff.Wait(ctx, wait) {
 			return nil
 		}
 	}
@@ -372,9 +372,9 @@ func (s *Source) openCheckpoints(ctx context.Context) (Checkpoints, bool) {
 		if ctx.Err() != nil {
 			return nil, false
 		}
-		d := s.backoff(attempt)
+		d := backoff.Delay(attempt, s.cfg.MinBackoff, s.cfg.MaxBackoff)
 		s.log.Error("open checkpoints; retrying", "error", err, "attempt", attempt+1, "backoff", d)
-		if !sleep(ctx, d) {
+		if !backoff.Wait(ctx, d) {
 			return nil, false
 		}
 	}
@@ -496,7 +496,7 @@ func (s *Source) fetch(ctx context.Context, enterpriseID int64, start, end time.
 		if d <= 0 {
 			break
 		}
-		if !sleep(ctx, d) {
+		if !backoff.Wait(ctx, d) {
 			return EventsPage{}, ctx.Err()
 		}
 	}
@@ -517,30 +517,6 @@ func (s *Source) pauseFor(d time.Duration) {
 		if cur >= until || s.pause.CompareAndSwap(cur, until) {
 			return
 		}
-	}
-}
-
-// backoff returns the wait before retry attempt+1: exponential from
-// MinBackoff, capped at MaxBackoff, with jitter.
-func (s *Source) backoff(attempt int) time.Duration {
-	d := s.cfg.MaxBackoff
-	if attempt < 32 {
-		if e := s.cfg.MinBackoff << attempt; e > 0 && e < d {
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

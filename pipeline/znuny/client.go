@@ -26,13 +26,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // Authentication methods (Config.Auth).
@@ -351,7 +352,7 @@ func (c *Client) call(ctx context.Context, op, method, path string, q url.Values
 		if c.cfg.MaxRetries < 0 || attempt >= c.cfg.MaxRetries {
 			return err
 		}
-		d := c.backoff(attempt)
+		d := backoff.Delay(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff)
 		reason := resultNetwork
 		if isZ {
 			reason = resultHTTP
@@ -449,18 +450,6 @@ func (c *Client) once(ctx context.Context, op, method, path string, params url.V
 	}
 	c.m.requests.WithLabelValues(op, resultOK).Inc()
 	return nil
-}
-
-// backoff is the wait before retry attempt+1: exponential, capped, with
-// jitter.
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.cfg.MaxBackoff
-	if attempt < 32 {
-		if e := c.cfg.MinBackoff << attempt; e > 0 && e < d {
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 func retryAfter(v string) time.Duration {

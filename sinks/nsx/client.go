@@ -26,7 +26,6 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // Tag is an NSX tag. Scope is at most 128 characters, Tag at most 256
@@ -443,13 +443,7 @@ func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
 	if retryAfter > 0 {
 		return min(retryAfter, c.cfg.MaxBackoff)
 	}
-	d := c.cfg.MaxBackoff
-	if attempt < 32 {
-		if e := c.cfg.MinBackoff << attempt; e > 0 && e < d {
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1)
+	return backoff.Delay(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff)
 }
 
 // baseURL returns the NSX base URL, looking up the VMC reverse proxy the
