@@ -22,7 +22,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,29 +30,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/vpipe/vpipe/cmd/internal/simcmd"
 	"github.com/vpipe/vpipe/sinks/nsx/simulator"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stderr)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	default:
-		fmt.Fprintf(os.Stderr, "nsxsim: %v\n", err)
-		os.Exit(1)
-	}
-}
-
-var errUsage = errors.New("usage")
+func main() { simcmd.Main("nsxsim", run) }
 
 // inventoryVM is one VM of an -inventory file.
 type inventoryVM struct {
@@ -84,11 +68,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "nsxsim [flags]: an in-memory NSX for demos and tests\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := simcmd.Parse(fs, args); err != nil {
+		return err
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -129,7 +110,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: sim}
 	scheme := "http"
 	switch {
 	case *certFile != "" || *keyFile != "":
@@ -156,16 +137,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("nsxsim serving", "url", scheme+"://"+ln.Addr().String(), "vms", len(sim.VMs()),
 		"vmc_sddc", scheme+"://"+ln.Addr().String()+"/vmc/api/orgs/"+*org+"/sddcs/"+*sddc)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	return simcmd.Serve(ctx, srv, ln)
 }
 
 func splitList(s string) []string {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/vpipe/vpipe/cmd/internal/simcmd"
 )
 
 func TestRunRefuses(t *testing.T) {
@@ -25,7 +27,7 @@ func TestRunRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := run(context.Background(), tt.args, io.Discard)
-			if err == nil || errors.Is(err, errUsage) != tt.usage {
+			if err == nil || errors.Is(err, simcmd.ErrUsage) != tt.usage {
 				t.Errorf("run(%v) = %v; want an error (usage %v)", tt.args, err, tt.usage)
 			}
 		})

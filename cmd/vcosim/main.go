@@ -14,37 +14,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/vpipe/vpipe/cmd/internal/simcmd"
 	"github.com/vpipe/vpipe/pipeline/velocloud/simulator"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stderr)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "vcosim:", err)
-		os.Exit(1)
-	}
-}
-
-var errUsage = errors.New("usage")
+func main() { simcmd.Main("vcosim", run) }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vcosim", flag.ContinueOnError)
@@ -72,15 +55,8 @@ Flags:`)
 	backlog := fs.Int("backlog", 100, "events per enterprise generated over the last hour at start")
 	rateLimit := fs.Float64("rate-limit", 0, "requests a second per client before 429 (0: no limit)")
 	sessionTTL := fs.Duration("session-ttl", 24*time.Hour, "login session lifetime")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
+	if err := simcmd.Parse(fs, args); err != nil {
+		return err
 	}
 	var ents []simulator.Enterprise
 	for i, n := range strings.Split(*names, ",") {
@@ -107,14 +83,7 @@ Flags:`)
 	log.Info("vcosim listening", "url", "http://"+ln.Addr().String(), "enterprises", len(ents),
 		"rate", *rate, "late", *late, "rate_limit", *rateLimit)
 	go sim.Generate(ctx, simulator.GenerateConfig{Rate: *rate, LateFraction: *late, MaxLateness: *lateness, Seed: uint64(now.UnixNano())})
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := simcmd.Serve(ctx, &http.Server{Handler: sim}, ln); err != nil {
 		return err
 	}
 	st := sim.Stats()

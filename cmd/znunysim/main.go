@@ -20,7 +20,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,29 +27,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/vpipe/vpipe/cmd/internal/simcmd"
 	"github.com/vpipe/vpipe/pipeline/znuny/simulator"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stderr)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "znunysim:", err)
-		os.Exit(1)
-	}
-}
-
-var errUsage = errors.New("usage")
+func main() { simcmd.Main("znunysim", run) }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("znunysim", flag.ContinueOnError)
@@ -91,21 +75,14 @@ Flags:`)
 	tokenEnv := fs.String("invoker-token-env", "", "environment `variable` holding a bearer token to send instead (as a script would)")
 	secretEnv := fs.String("invoker-hmac-env", "", "environment `variable` holding the HMAC secret that signs the webhook")
 	header := fs.String("invoker-signature-header", simulator.DefaultSignatureHeader, "signature header `name`")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
+	if err := simcmd.Parse(fs, args); err != nil {
+		return err
 	}
 	switch *shape {
 	case simulator.ShapeGeneric, simulator.ShapePlain, simulator.ShapeOTNSX, simulator.ShapeTest:
 	default:
 		fmt.Fprintf(stderr, "znunysim: -invoker-shape %q is not one of generic, plain, otnsx, test\n", *shape)
-		return errUsage
+		return simcmd.ErrUsage
 	}
 	password := "vpipe"
 	if v := strings.TrimSpace(os.Getenv(*passwordEnv)); v != "" {
@@ -144,14 +121,7 @@ Flags:`)
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	log.Info("znunysim listening", "url", "http://"+ln.Addr().String()+sim.BasePath(),
 		"test_api", "http://"+ln.Addr().String()+"/simulator/tickets", "tickets", n, "user", *user, "invoker", *invURL)
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := simcmd.Serve(ctx, &http.Server{Handler: sim}, ln); err != nil {
 		return err
 	}
 	log.Info("znunysim stopped", "invocations", len(sim.Invocations()))
