@@ -76,6 +76,10 @@ const (
 	DatasetVeloCloudFW     = "velocloud.firewall"
 	DatasetTicketLock      = "ticket.lock"
 	DatasetGroupMembership = "nsx.group_membership"
+	// DatasetNSXAudit is an NSX Manager audit log line of a write API
+	// call (parsers/nsxaudit): who changed what on NSX, and whether it
+	// succeeded.
+	DatasetNSXAudit = "nsx.audit"
 	// DatasetAudit is an action a stage took on NSX or vCenter, with its
 	// cause and result.
 	DatasetAudit         = "vpipe.audit"

@@ -37,7 +37,7 @@ func TopicFor(dataset string) string {
 		return TopicVeloCloud
 	case DatasetTicketLock:
 		return TopicTickets
-	case DatasetGroupMembership:
+	case DatasetGroupMembership, DatasetNSXAudit:
 		return TopicNSX
 	case DatasetAudit:
 		return TopicAudit
@@ -51,7 +51,8 @@ func TopicFor(dataset string) string {
 // tag), one vCenter object, one VeloCloud enterprise, one ticket (label
 // ticket_id or ticket_number), the audit trail of one VM (label
 // vm_external_id, else host.hostname). Events without such a field are
-// keyed by their sending host.
+// keyed by their sending host; on the nsx topic that is the NSX Manager
+// (observer.hostname), so one manager's audit log stays in order.
 func AppendKey(dst []byte, e *Event) []byte {
 	switch TopicFor(e.Dataset) {
 	case TopicFirewall:
