@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
+	"github.com/vpipe/vpipe/pipeline/metrictest"
 	"github.com/vpipe/vpipe/pipeline/stage"
 )
 
@@ -32,7 +33,7 @@ func TestDLQUnavailable(t *testing.T) {
 	start(t, cfg, sink, stage.NewMetrics(reg))
 
 	waitFor(t, 30*time.Second, "failed DLQ writes", func() bool {
-		return metric(t, reg, "vpipe_stage_dlq_errors_total", "stage", "dlqdown") >= 3
+		return metrictest.Sum(t, reg, "vpipe_stage_dlq_errors_total", "stage", "dlqdown") >= 3
 	})
 	garbageAt := findKey(t, addr, "in", garbage.Key)
 	if c := committed(t, addr, "vpipe-dlqdown", "in"); c[garbageAt.Partition] > garbageAt.Offset {
@@ -106,7 +107,7 @@ func TestCancelMidWrite(t *testing.T) {
 		t.Fatal("the sink was never called")
 	}
 	// The first batch is stuck: the records behind it are lag.
-	if lag := metric(t, reg, "vpipe_stage_lag", "stage", "cancel"); lag <= 0 {
+	if lag := metrictest.Sum(t, reg, "vpipe_stage_lag", "stage", "cancel"); lag <= 0 {
 		t.Errorf("lag = %v while the sink is stuck on the first batch", lag)
 	}
 	began := time.Now()

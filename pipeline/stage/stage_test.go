@@ -23,6 +23,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
+	"github.com/vpipe/vpipe/pipeline/metrictest"
 	"github.com/vpipe/vpipe/pipeline/stage"
 	"github.com/vpipe/vpipe/sinks/filesink"
 )
@@ -63,16 +64,16 @@ func TestFileStage(t *testing.T) {
 		t.Errorf("%d lines, want %d", len(lines), n)
 	}
 	checkAll(t, countIDs(t, lines), n)
-	if got := metric(t, reg, "vpipe_stage_consumed_total", "stage", "file"); got != n {
+	if got := metrictest.Sum(t, reg, "vpipe_stage_consumed_total", "stage", "file"); got != n {
 		t.Errorf("consumed = %v, want %d", got, n)
 	}
-	if got := metric(t, reg, "vpipe_stage_delivered_total", "stage", "file"); got != n {
+	if got := metrictest.Sum(t, reg, "vpipe_stage_delivered_total", "stage", "file"); got != n {
 		t.Errorf("delivered = %v, want %d", got, n)
 	}
-	if got := metric(t, reg, "vpipe_stage_lag", "stage", "file"); got != 0 {
+	if got := metrictest.Sum(t, reg, "vpipe_stage_lag", "stage", "file"); got != 0 {
 		t.Errorf("lag = %v, want 0", got)
 	}
-	if got := metric(t, reg, "vpipe_stage_write_seconds", "stage", "file"); got == 0 {
+	if got := metrictest.Sum(t, reg, "vpipe_stage_write_seconds", "stage", "file"); got == 0 {
 		t.Errorf("write_seconds has no observations")
 	}
 }
@@ -96,11 +97,11 @@ func TestTransientFailuresRetried(t *testing.T) {
 
 	ids, _ := sink.snapshot()
 	checkAll(t, ids, n)
-	if got := metric(t, reg, "vpipe_stage_retries_total", "stage", "retry"); got != k {
+	if got := metrictest.Sum(t, reg, "vpipe_stage_retries_total", "stage", "retry"); got != k {
 		t.Errorf("retries = %v, want %d", got, k)
 	}
 	for _, reason := range []string{stage.ReasonDecode, stage.ReasonRejected, stage.ReasonRetries} {
-		if got := metric(t, reg, "vpipe_stage_dlq_total", "stage", "retry", "reason", reason); got != 0 {
+		if got := metrictest.Sum(t, reg, "vpipe_stage_dlq_total", "stage", "retry", "reason", reason); got != 0 {
 			t.Errorf("dlq{%s} = %v, want 0", reason, got)
 		}
 	}
@@ -195,10 +196,10 @@ func TestPoisonRecords(t *testing.T) {
 	if ids["reject-me"] != 0 {
 		t.Errorf("the rejected record was delivered")
 	}
-	if got := metric(t, reg, "vpipe_stage_dlq_total", "stage", "poison", "reason", stage.ReasonDecode); got != 1 {
+	if got := metrictest.Sum(t, reg, "vpipe_stage_dlq_total", "stage", "poison", "reason", stage.ReasonDecode); got != 1 {
 		t.Errorf("dlq{decode} = %v, want 1", got)
 	}
-	if got := metric(t, reg, "vpipe_stage_dlq_total", "stage", "poison", "reason", stage.ReasonRejected); got != 1 {
+	if got := metrictest.Sum(t, reg, "vpipe_stage_dlq_total", "stage", "poison", "reason", stage.ReasonRejected); got != 1 {
 		t.Errorf("dlq{rejected} = %v, want 1", got)
 	}
 
@@ -235,9 +236,9 @@ func TestMaxRetries(t *testing.T) {
 		t.Errorf("reason = %q", r)
 	}
 	waitFor(t, 10*time.Second, "the DLQ metric", func() bool {
-		return metric(t, reg, "vpipe_stage_dlq_total", "stage", "giveup", "reason", stage.ReasonRetries) == 1
+		return metrictest.Sum(t, reg, "vpipe_stage_dlq_total", "stage", "giveup", "reason", stage.ReasonRetries) == 1
 	})
-	if got := metric(t, reg, "vpipe_stage_retries_total", "stage", "giveup"); got != 2 {
+	if got := metrictest.Sum(t, reg, "vpipe_stage_retries_total", "stage", "giveup"); got != 2 {
 		t.Errorf("retries = %v, want 2", got)
 	}
 }

@@ -21,10 +21,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vpipe/vpipe/parsers/syslog"
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/metrictest"
 )
 
 // envelopeOnly is a RecordParser that only parses the syslog envelope (the
@@ -99,42 +99,6 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// metric returns the value of the series name{labels...} in reg.
-func metric(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !hasLabel(m, labels[i], labels[i+1]) {
-					continue next
-				}
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	return 0
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue() == value
-		}
-	}
-	return false
-}
-
 // logBuffer collects log lines for assertions.
 type logBuffer struct {
 	mu sync.Mutex
@@ -200,7 +164,7 @@ func (h *harness) stop(t testing.TB) {
 
 func (h *harness) metric(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
-	return metric(t, h.reg, name, labels...)
+	return metrictest.Sum(t, h.reg, name, labels...)
 }
 
 const (

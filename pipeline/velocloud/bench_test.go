@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpipe/vpipe/pipeline/metrictest"
 	"github.com/vpipe/vpipe/pipeline/velocloud/simulator"
 )
 
@@ -52,12 +53,12 @@ func BenchmarkSource(b *testing.B) {
 		start := time.Now()
 		stop := runSource(b, cfg, deps)
 		waitFor(b, 5*time.Minute, "the backlog acknowledged", func() bool {
-			return metric(b, h.reg, "vpipe_velocloud_events_total") >= float64(total)
+			return metrictest.Sum(b, h.reg, "vpipe_velocloud_events_total") >= float64(total)
 		})
 		elapsed += time.Since(start)
 		b.StopTimer()
 		stop()
-		if got := metric(b, h.reg, "vpipe_velocloud_events_total"); got != float64(total) {
+		if got := metrictest.Sum(b, h.reg, "vpipe_velocloud_events_total"); got != float64(total) {
 			b.Fatalf("%v events, want %d", got, total)
 		}
 		b.StartTimer()

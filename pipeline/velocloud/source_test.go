@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpipe/vpipe/pipeline/metrictest"
 	"github.com/vpipe/vpipe/pipeline/velocloud"
 	"github.com/vpipe/vpipe/pipeline/velocloud/simulator"
 )
@@ -80,20 +81,20 @@ func TestSourceOverTime(t *testing.T) {
 	checkOnce(t, sim, in, evs)
 	for _, ent := range sim.Enterprises() {
 		e := strconv.FormatInt(ent.ID, 10)
-		if got := metric(t, h.reg, "vpipe_velocloud_events_total", "enterprise", e); int(got) != len(sim.Events(ent.ID)) {
+		if got := metrictest.Sum(t, h.reg, "vpipe_velocloud_events_total", "enterprise", e); int(got) != len(sim.Events(ent.ID)) {
 			t.Errorf("enterprise %s: events_total %v, want %d", e, got, len(sim.Events(ent.ID)))
 		}
-		if metric(t, h.reg, "vpipe_velocloud_late_events_total", "enterprise", e) == 0 {
+		if metrictest.Sum(t, h.reg, "vpipe_velocloud_late_events_total", "enterprise", e) == 0 {
 			t.Errorf("enterprise %s: no late events counted", e)
 		}
-		if metric(t, h.reg, "vpipe_velocloud_last_success_timestamp_seconds", "enterprise", e) == 0 {
+		if metrictest.Sum(t, h.reg, "vpipe_velocloud_last_success_timestamp_seconds", "enterprise", e) == 0 {
 			t.Errorf("enterprise %s: no last success", e)
 		}
-		if lag := metric(t, h.reg, "vpipe_velocloud_lag_seconds", "enterprise", e); lag <= 0 || lag > 30 {
+		if lag := metrictest.Sum(t, h.reg, "vpipe_velocloud_lag_seconds", "enterprise", e); lag <= 0 || lag > 30 {
 			t.Errorf("enterprise %s: lag %v", e, lag)
 		}
 	}
-	if metric(t, h.reg, "vpipe_velocloud_duplicates_total") == 0 {
+	if metrictest.Sum(t, h.reg, "vpipe_velocloud_duplicates_total") == 0 {
 		t.Error("the overlapping windows found no duplicates to skip")
 	}
 }
@@ -148,7 +149,7 @@ func TestSourceErrors(t *testing.T) {
 		{"401 token", velocloud.Auth{Token: testToken},
 			[]simulator.Failure{{Kind: simulator.FailUnauthorized, Count: 2}},
 			func(t *testing.T, h *harness, _ *simulator.Server) {
-				if metric(t, h.reg, "vpipe_velocloud_requests_total", "result", "auth") < 2 {
+				if metrictest.Sum(t, h.reg, "vpipe_velocloud_requests_total", "result", "auth") < 2 {
 					t.Error("401s not counted")
 				}
 				if len(h.logs.lines("read events failed")) == 0 {
@@ -158,14 +159,14 @@ func TestSourceErrors(t *testing.T) {
 		{"401 session re-login", velocloud.Auth{Username: testOperator, Password: testPassword},
 			[]simulator.Failure{{Kind: simulator.FailUnauthorized, Count: 1}},
 			func(t *testing.T, h *harness, sim *simulator.Server) {
-				if got := metric(t, h.reg, "vpipe_velocloud_logins_total", "result", "ok"); got < 2 {
+				if got := metrictest.Sum(t, h.reg, "vpipe_velocloud_logins_total", "result", "ok"); got < 2 {
 					t.Errorf("%v logins, want a second one after the 401", got)
 				}
 			}},
 		{"429", velocloud.Auth{Token: testToken},
 			[]simulator.Failure{{Kind: simulator.FailRateLimit, Count: 2}},
 			func(t *testing.T, h *harness, _ *simulator.Server) {
-				if metric(t, h.reg, "vpipe_velocloud_requests_total", "result", "rate_limited") < 2 {
+				if metrictest.Sum(t, h.reg, "vpipe_velocloud_requests_total", "result", "rate_limited") < 2 {
 					t.Error("429s not counted")
 				}
 				if len(h.logs.lines("rate limited")) == 0 {
@@ -175,34 +176,34 @@ func TestSourceErrors(t *testing.T) {
 		{"500", velocloud.Auth{Token: testToken},
 			[]simulator.Failure{{Kind: simulator.FailServer, Count: 3}},
 			func(t *testing.T, h *harness, _ *simulator.Server) {
-				if metric(t, h.reg, "vpipe_velocloud_requests_total", "result", "server_error") < 3 {
+				if metrictest.Sum(t, h.reg, "vpipe_velocloud_requests_total", "result", "server_error") < 3 {
 					t.Error("500s not counted")
 				}
 			}},
 		{"malformed then fine", velocloud.Auth{Token: testToken},
 			[]simulator.Failure{{Kind: simulator.FailMalformed, Count: 2}},
 			func(t *testing.T, h *harness, _ *simulator.Server) {
-				if metric(t, h.reg, "vpipe_velocloud_requests_total", "result", "malformed") < 2 {
+				if metrictest.Sum(t, h.reg, "vpipe_velocloud_requests_total", "result", "malformed") < 2 {
 					t.Error("malformed answers not counted")
 				}
-				if metric(t, h.reg, "vpipe_velocloud_gaps_total") != 0 {
+				if metrictest.Sum(t, h.reg, "vpipe_velocloud_gaps_total") != 0 {
 					t.Error("a gap after two malformed answers; they should be retried")
 				}
 			}},
 		{"html page", velocloud.Auth{Token: testToken},
 			[]simulator.Failure{{Kind: simulator.FailHTML, Count: 6}},
 			func(t *testing.T, h *harness, _ *simulator.Server) {
-				if metric(t, h.reg, "vpipe_velocloud_requests_total", "result", "malformed") < 6 {
+				if metrictest.Sum(t, h.reg, "vpipe_velocloud_requests_total", "result", "malformed") < 6 {
 					t.Error("html answers not counted")
 				}
-				if metric(t, h.reg, "vpipe_velocloud_gaps_total") != 0 || metric(t, h.reg, "vpipe_velocloud_window_splits_total") != 0 {
+				if metrictest.Sum(t, h.reg, "vpipe_velocloud_gaps_total") != 0 || metrictest.Sum(t, h.reg, "vpipe_velocloud_window_splits_total") != 0 {
 					t.Error("an html page (not the window's fault) split or skipped the window")
 				}
 			}},
 		{"timeout", velocloud.Auth{Token: testToken},
 			[]simulator.Failure{{Kind: simulator.FailTimeout, Count: 2}},
 			func(t *testing.T, h *harness, _ *simulator.Server) {
-				if metric(t, h.reg, "vpipe_velocloud_requests_total", "result", "timeout") < 2 {
+				if metrictest.Sum(t, h.reg, "vpipe_velocloud_requests_total", "result", "timeout") < 2 {
 					t.Error("timeouts not counted")
 				}
 			}},
@@ -257,7 +258,7 @@ func TestSourceGap(t *testing.T) {
 	cfg.MinWindow = time.Second
 	cfg.MaxAttempts = 2
 	stop := runSource(t, cfg, h.deps(t))
-	waitFor(t, 30*time.Second, "a gap", func() bool { return metric(t, h.reg, "vpipe_velocloud_gaps_total") > 0 })
+	waitFor(t, 30*time.Second, "a gap", func() bool { return metrictest.Sum(t, h.reg, "vpipe_velocloud_gaps_total") > 0 })
 	gaps := h.logs.lines("gap")
 	if len(gaps) == 0 {
 		t.Fatal("no gap logged")
@@ -272,10 +273,10 @@ func TestSourceGap(t *testing.T) {
 	if d := end.Sub(start); d <= 0 || d >= 2*cfg.MinWindow {
 		t.Errorf("gap %s..%s: want a window of min_window..2*min_window", start, end)
 	}
-	if metric(t, h.reg, "vpipe_velocloud_window_splits_total") == 0 {
+	if metrictest.Sum(t, h.reg, "vpipe_velocloud_window_splits_total") == 0 {
 		t.Error("the window was not split before it was skipped")
 	}
-	if metric(t, h.reg, "vpipe_velocloud_gap_seconds_total") <= 0 {
+	if metrictest.Sum(t, h.reg, "vpipe_velocloud_gap_seconds_total") <= 0 {
 		t.Error("no gap seconds")
 	}
 	// The VCO recovers: new events arrive.
@@ -329,15 +330,15 @@ func TestSourceFullWindows(t *testing.T) {
 			}
 		}
 	}
-	if metric(t, h.reg, "vpipe_velocloud_window_splits_total") == 0 {
+	if metrictest.Sum(t, h.reg, "vpipe_velocloud_window_splits_total") == 0 {
 		t.Error("no window split")
 	}
 	// One gap for the burst (two if a window boundary falls on its very
 	// millisecond: both windows include it).
-	if got := metric(t, h.reg, "vpipe_velocloud_gaps_total", "enterprise", "2"); got < 1 || got > 2 {
+	if got := metrictest.Sum(t, h.reg, "vpipe_velocloud_gaps_total", "enterprise", "2"); got < 1 || got > 2 {
 		t.Errorf("enterprise 2: %v gaps, want 1 (the burst)", got)
 	}
-	if got := metric(t, h.reg, "vpipe_velocloud_gaps_total", "enterprise", "1"); got != 0 {
+	if got := metrictest.Sum(t, h.reg, "vpipe_velocloud_gaps_total", "enterprise", "1"); got != 0 {
 		t.Errorf("enterprise 1: %v gaps, want 0", got)
 	}
 }
@@ -383,8 +384,8 @@ func TestSourceEnterprises(t *testing.T) {
 		sim.Insert(4, simulator.Event{EventTime: time.Now(), Event: "EDGE_UP", Category: "EDGE", Severity: "NOTICE", Message: "up"})
 		evs := readEvents(t, addr, "operator.velocloud", 4, 30*time.Second)
 		stop()
-		if len(evs) != 4 || metric(t, h.reg, "vpipe_velocloud_enterprise_info", "enterprise", "4", "name", "Umbrella") != 1 {
-			t.Errorf("%d events, info %v", len(evs), metric(t, h.reg, "vpipe_velocloud_enterprise_info"))
+		if len(evs) != 4 || metrictest.Sum(t, h.reg, "vpipe_velocloud_enterprise_info", "enterprise", "4", "name", "Umbrella") != 1 {
+			t.Errorf("%d events, info %v", len(evs), metrictest.Sum(t, h.reg, "vpipe_velocloud_enterprise_info"))
 		}
 	})
 }

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/metrictest"
 	"github.com/vpipe/vpipe/pipeline/stage"
 	"github.com/vpipe/vpipe/sinks/ndjson"
 )
@@ -190,34 +190,6 @@ func seq(from, to int) []int {
 	return out
 }
 
-func metric(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += value(m)
-		}
-	}
-	return sum
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	}
-	return 0
-}
-
 // TestLayout: the seed's layout, one file per enterprise, unsafe names
 // mapped to safe directories under dir and nowhere else.
 func TestLayout(t *testing.T) {
@@ -299,7 +271,7 @@ func TestDedupe(t *testing.T) {
 			write(t, s, records("Acme", 0, 10))
 			write(t, s, records("Acme", 0, 10))                                     // replay
 			write(t, s, append(records("Acme", 5, 15), records("Acme", 14, 16)...)) // overlap, and a dup inside
-			if got := metric(t, reg, "vpipe_ndjson_duplicates_total"); got != 10+5+1 {
+			if got := metrictest.Sum(t, reg, "vpipe_ndjson_duplicates_total"); got != 10+5+1 {
 				t.Errorf("duplicates = %v, want 16", got)
 			}
 			s.Close()
@@ -333,7 +305,7 @@ func TestTornTail(t *testing.T) {
 	if got, want := vcoIDs(t, lines(t, path)), seq(0, 5); !slices.Equal(got, want) {
 		t.Errorf("ids %v, want %v", got, want)
 	}
-	if got := metric(t, reg, "vpipe_ndjson_torn_bytes_total"); got != float64(len(`{"id":3,"eventTi`)) {
+	if got := metrictest.Sum(t, reg, "vpipe_ndjson_torn_bytes_total"); got != float64(len(`{"id":3,"eventTi`)) {
 		t.Errorf("torn bytes = %v", got)
 	}
 }
@@ -357,10 +329,10 @@ func TestRotation(t *testing.T) {
 		if len(rotated) != 2 {
 			t.Errorf("%d rotated files, want 2: %v", len(rotated), rotated)
 		}
-		if got := metric(t, reg, "vpipe_ndjson_rotations_total"); got != 9 {
+		if got := metrictest.Sum(t, reg, "vpipe_ndjson_rotations_total"); got != 9 {
 			t.Errorf("rotations = %v, want 9", got)
 		}
-		if got := metric(t, reg, "vpipe_ndjson_removed_files_total"); got != 7 {
+		if got := metrictest.Sum(t, reg, "vpipe_ndjson_removed_files_total"); got != 7 {
 			t.Errorf("removed = %v, want 7", got)
 		}
 		var all []int
@@ -401,7 +373,7 @@ func TestRotation(t *testing.T) {
 		write(t, s, records("Acme", 2, 4))
 		now = now.Add(2 * time.Minute)
 		write(t, s, records("Acme", 4, 6))
-		if got := metric(t, reg, "vpipe_ndjson_rotations_total"); got != 1 {
+		if got := metrictest.Sum(t, reg, "vpipe_ndjson_rotations_total"); got != 1 {
 			t.Errorf("rotations = %v, want 1", got)
 		}
 		if got := vcoIDs(t, lines(t, filepath.Join(dir, "Acme", "events.json"))); !slices.Equal(got, []int{4, 5}) {
@@ -424,7 +396,7 @@ func TestReopenOnSIGHUP(t *testing.T) {
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	deadline := time.Now().Add(10 * time.Second)
-	for metric(t, reg, "vpipe_ndjson_reopens_total") == 0 {
+	for metrictest.Sum(t, reg, "vpipe_ndjson_reopens_total") == 0 {
 		write(t, s, records("Acme", 2, 3)) // a duplicate: never written
 		if time.Now().After(deadline) {
 			t.Fatal("no reopen 10s after SIGHUP")
@@ -450,7 +422,7 @@ func TestMaxOpenFiles(t *testing.T) {
 			write(t, s, records(fmt.Sprint("e", e), 0, 3))
 		}
 	}
-	if got := metric(t, reg, "vpipe_ndjson_open_files"); got != 2 {
+	if got := metrictest.Sum(t, reg, "vpipe_ndjson_open_files"); got != 2 {
 		t.Errorf("open files = %v, want 2", got)
 	}
 	for e := 0; e < 5; e++ {

@@ -24,6 +24,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
 	"github.com/vpipe/vpipe/pipeline/checkpoint"
 	"github.com/vpipe/vpipe/pipeline/kafkaout"
+	"github.com/vpipe/vpipe/pipeline/metrictest"
 	"github.com/vpipe/vpipe/pipeline/stage"
 	"github.com/vpipe/vpipe/pipeline/vcenter"
 	"github.com/vpipe/vpipe/pipeline/vcenter/vcentertest"
@@ -186,33 +187,7 @@ func (e *env) pipeline(cfg tagsync.Config) {
 	}
 	wg.Go(func() { src.Run(ctx) })
 	wg.Go(func() { r.Run(ctx) })
-	e.waitFor("the vCenter source to connect", func() bool { return gatherValue(e.reg, "vpipe_vcenter_connected") == 1 })
-}
-
-func gatherValue(reg *prometheus.Registry, name string, labels ...string) float64 {
-	mfs, _ := reg.Gather()
-	var v float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.Metric {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.Label {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			v += m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	return v
+	e.waitFor("the vCenter source to connect", func() bool { return metrictest.Sum(e.t, e.reg, "vpipe_vcenter_connected") == 1 })
 }
 
 // waitFor polls cond until it holds, failing the test after a deadline.

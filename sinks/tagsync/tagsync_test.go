@@ -12,6 +12,7 @@ import (
 	"github.com/vpipe/vpipe/parsers/loginsight"
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
+	"github.com/vpipe/vpipe/pipeline/metrictest"
 	"github.com/vpipe/vpipe/pipeline/vcenter/vcentertest"
 	"github.com/vpipe/vpipe/sinks/nsx"
 	"github.com/vpipe/vpipe/sinks/nsx/simulator"
@@ -82,7 +83,7 @@ func TestEndToEnd(t *testing.T) {
 		e.t = t
 		e.sim.Post("VSPHERE.LOCAL\\alice", vcentertest.TagEvent(true, "pci", "DC0_H0", "VSPHERE.LOCAL\\alice"))
 		e.waitFor("not_vm counted", func() bool {
-			return gatherValue(e.sreg, "vpipe_tagsync_events_total", "result", tagsync.EventNotVM) >= 1
+			return metrictest.Sum(e.t, e.sreg, "vpipe_tagsync_events_total", "result", tagsync.EventNotVM) >= 1
 		})
 	})
 	t.Run("NSX 503 and 429 are retried, nothing lost", func(t *testing.T) {
