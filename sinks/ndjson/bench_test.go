@@ -12,6 +12,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
+	"github.com/vpipe/vpipe/pipeline/metrictest"
 	"github.com/vpipe/vpipe/pipeline/stage"
 	"github.com/vpipe/vpipe/sinks/ndjson"
 )
@@ -128,9 +129,9 @@ func benchStage(b *testing.B, batch int) {
 		go func() { r.Run(ctx); close(done) }()
 		deadline := time.Now().Add(5 * time.Minute)
 		tick := time.NewTicker(10 * time.Millisecond)
-		for metric(b, reg, "vpipe_ndjson_lines_total") < n {
+		for metrictest.Sum(b, reg, "vpipe_ndjson_lines_total") < n {
 			if time.Now().After(deadline) {
-				b.Fatalf("%v lines after 5 minutes", metric(b, reg, "vpipe_ndjson_lines_total"))
+				b.Fatalf("%v lines after 5 minutes", metrictest.Sum(b, reg, "vpipe_ndjson_lines_total"))
 			}
 			<-tick.C
 		}
