@@ -1,7 +1,7 @@
 // Package vmware dispatches syslog-borne VMware messages to their format
-// parsers: NSX-T / NSX 4.x DFW and gateway firewall (package nsxfw), NSX-V
-// DFW (nsxv), vCenter events (vcenter) and VeloCloud Edge firewall logs
-// (velocloud).
+// parsers: NSX-T / NSX 4.x DFW and gateway firewall (package nsxfw), NSX
+// Manager audit log writes (nsxaudit), NSX-V DFW (nsxv), vCenter events
+// (vcenter) and VeloCloud Edge firewall logs (velocloud).
 //
 // Dispatch is cheap so that the common case, a message that is none of
 // these, costs a few comparisons: first on the syslog APP-NAME (the tag),
@@ -13,6 +13,7 @@ package vmware
 import (
 	"bytes"
 
+	"github.com/vpipe/vpipe/parsers/nsxaudit"
 	"github.com/vpipe/vpipe/parsers/nsxfw"
 	"github.com/vpipe/vpipe/parsers/nsxv"
 	"github.com/vpipe/vpipe/parsers/vcenter"
@@ -31,9 +32,12 @@ func New() pipeline.FormatParser { return Dispatcher{} }
 //
 // By APP-NAME (formats.md §1-§5): FIREWALL-PKTLOG, FIREWALL_PKTLOG and
 // dfwpktlogs go to the DFW parser, which tells NSX-T from NSX-V by the
-// body; NSX to the gateway firewall parser (which checks the body, since
-// NSX Manager and Edge log much else under the same APP-NAME), or with
-// MSGID FIREWALL-PKTLOG to the DFW parser; vpxd to
+// body; NSX to the audit log parser (an audit="true" update="true"
+// structured-data element) unless the message starts with the gateway
+// firewall's "<vrf iface>" prefix, then to the gateway firewall parser
+// (which checks the body, since NSX Manager and Edge log much else under
+// the same APP-NAME), or with MSGID FIREWALL-PKTLOG to the DFW parser;
+// vpxd to
 // vCenter; velocloud.sdwan to the VeloCloud firewall parser. Any other
 // APP-NAME, or none, is dispatched on the message's start: a DFW body
 // ("INET", a filter hash, a leading timestamp of a local-file line), the
@@ -45,6 +49,9 @@ func (Dispatcher) Parse(e *pipeline.Event, msg []byte) bool {
 	case "FIREWALL-PKTLOG", "FIREWALL_PKTLOG", "dfwpktlogs":
 		return nsxfw.ParseDFW(e, msg, 0) || nsxv.ParseCSV(e, msg)
 	case "NSX":
+		if len(msg) > 0 && msg[0] != '<' && (nsxaudit.Parser{}).Parse(e, msg) {
+			return true
+		}
 		// NSX's message-ID list names FIREWALL-PKTLOG as the MSGID of
 		// packet logs (VCF 9.0 "Log Message IDs", formats.md §1): a DFW
 		// body under APP-NAME NSX is read as one.

@@ -24,6 +24,7 @@ func TestTopics(t *testing.T) {
 		{`<181>1 2020-09-21T22:14:12.080427+00:00 lur-svc.nsxedge-ob-16404613-1-gdefw NSX 2802 FIREWALL [nsx@6876 comp="nsx-edge" subcomp="datapathd.firewallpkt" level="INFO"] <1 55f1af2f487544e9:b0e059132ad7753d> INET reason-match PASS 1005 OUT 60 TCP 1.1.1.10/45120->91.189.92.38/443 S`, pipeline.TopicFirewall, "lur-svc.nsxedge-ob-16404613-1-gdefw"},
 		{`<14>1 2021-10-14T09:47:57.600Z vcsa01.example.com vpxd 123 - - Event [326221] [1-1] [2021-10-14T09:47:57.491999Z] [com.vmware.cis.tagging.attach] [info] [VSPHERE.LOCAL\Administrator] [example-vm] [326221] [User VSPHERE.LOCAL\Administrator attached tag example-tag to object example-vm]`, pipeline.TopicVCenter, "vcsa01.example.com/example-vm"},
 		{`<158>Dec 17 07:21:16 b1-edge1 velocloud.sdwan: ACTION=VCF Deny SEGMENT=0 IN="IFNAME" PROTO=ICMP SRC=x.x.x.x DST=x.x.x.x TYPE=8 FW_POLICY_NAME=test SEGMENT_NAME=Global Segment`, pipeline.TopicVeloCloud, "b1-edge1"},
+		{`<182>1 2024-05-15T10:00:00.000Z nsx-mgr-01.corp.example NSX 2326 POLICY [nsx@6876 audit="true" comp="nsx-manager" level="INFO" subcomp="policy" update="true" username="vpipe"] UserName="vpipe", ModuleName="PolicyRealizedState", Operation="TagVirtualMachine", Operation status="success"`, pipeline.TopicNSX, "nsx-mgr-01.corp.example"},
 		{"<34>1 2024-05-15T19:41:39.018Z host sshd 123 - - Accepted publickey", pipeline.TopicOther, "host"},
 	} {
 		e := &pipeline.Event{Original: []byte(c.line), Created: golden.Created}
