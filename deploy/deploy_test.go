@@ -138,21 +138,39 @@ func namedEnv(v any) []string {
 // roleSection is the part of the configuration a role runs from: syslog
 // and http for ingest; for the others the section of the same name (with
 // _ for -) under stages or sources. nil when the configuration has none:
-// the role would run nothing.
+// the role would run nothing. Sections a role reads besides its own come
+// along (they may name secrets and files too): the ticket webhook's HMAC
+// secret for ingest, the tenant registry for tenant-forward, the vCenter
+// source whose connection tag-sync uses.
 func (c deployedConfig) roleSection(role string) any {
 	if role == "ingest" {
 		if c.raw["syslog"] == nil && c.raw["http"] == nil {
 			return nil
 		}
-		return map[string]any{"syslog": c.raw["syslog"], "http": c.raw["http"]}
+		return map[string]any{"syslog": c.raw["syslog"], "http": c.raw["http"],
+			"ticket_webhook": dig(c.raw, "stages", "jit_access", "webhook")}
 	}
 	key := strings.ReplaceAll(role, "-", "_")
+	var sec any
 	for _, top := range []string{"stages", "sources"} {
-		if v := dig(c.raw, top, key); v != nil {
-			return v
+		if sec = dig(c.raw, top, key); sec != nil {
+			break
 		}
 	}
-	return nil
+	if sec == nil {
+		return nil
+	}
+	switch role {
+	case "tenant-forward":
+		return map[string]any{"stage": sec, "tenants": c.raw["tenants"]}
+	case "tag-sync":
+		for _, v := range list(dig(c.raw, "sources", "vcenter")) {
+			if str(dig(v, "name")) == str(dig(sec, "vcenter")) {
+				return map[string]any{"stage": sec, "vcenter": v}
+			}
+		}
+	}
+	return sec
 }
 
 // vpipeRun is a `vpipe run -c FILE --stages ROLES` command line.
@@ -360,6 +378,7 @@ func TestCompose(t *testing.T) {
 	}
 	configs := map[string]deployedConfig{}
 	runs := map[string]vpipeRun{}
+	standalone := map[string]bool{} // vpipe run services on their own embedded broker
 	var vpipeImage string
 	for name, s := range cf.Services {
 		where := "compose service " + name
@@ -436,7 +455,14 @@ func TestCompose(t *testing.T) {
 			}
 		}
 		if len(c.cfg.Kafka.Brokers) == 0 {
-			t.Errorf("%s runs the embedded broker instead of the kafka service", where)
+			// A vpipe on its own embedded broker is a stand-in outside the
+			// pipeline (the demo's tenant-inbox): demo only, its broker on
+			// loopback so that no other service can use it by mistake.
+			host, _, _ := net.SplitHostPort(c.cfg.Kafka.Embedded.Listen)
+			if ip := net.ParseIP(host); !slices.Contains(s.Profiles, "demo") || ip == nil || !ip.IsLoopback() {
+				t.Errorf("%s runs the embedded broker (on %s) instead of the kafka service", where, c.cfg.Kafka.Embedded.Listen)
+			}
+			standalone[name] = true
 		}
 		for _, b := range c.cfg.Kafka.Brokers {
 			if host, _, _ := net.SplitHostPort(b); cf.Services[host].Image == "" {
@@ -449,7 +475,7 @@ func TestCompose(t *testing.T) {
 	}
 	var ingest []string
 	for name, r := range runs {
-		if slices.Contains(r.roles, "ingest") {
+		if slices.Contains(r.roles, "ingest") && !standalone[name] {
 			ingest = append(ingest, name)
 			if len(r.roles) > 1 {
 				t.Errorf("compose service %s runs ingest with %v: run the stages apart", name, r.roles)
@@ -486,7 +512,7 @@ func TestCompose(t *testing.T) {
 		}
 		checkTopics(t, "kafka-init", cfg.cfg.Kafka.TopicPrefix, init.Environment["TOPICS"], init.Environment["COMPACTED_TOPICS"])
 		for name, s := range cf.Services {
-			if _, ok := runs[name]; ok && !slices.Contains(s.dependsOn(), "kafka-init") {
+			if _, ok := runs[name]; ok && !standalone[name] && !slices.Contains(s.dependsOn(), "kafka-init") {
 				t.Errorf("%s does not wait for kafka-init", name)
 			}
 		}
@@ -651,6 +677,7 @@ func TestKubernetes(t *testing.T) {
 	roles := knownRoles(t)
 	var cfg deployedConfig
 	deployedRoles := map[string]string{} // role → Deployment
+	var replicated []k8sObject           // Deployments of more than one replica
 	for _, o := range objs {
 		if o.kind() != "Deployment" {
 			continue
@@ -702,7 +729,11 @@ func TestKubernetes(t *testing.T) {
 				t.Errorf("%s: -c %s is not on a ConfigMap volume of the manifests", cwhere, r.config)
 				continue
 			}
-			data := str(dig(cm.doc, "data", path.Base(r.config)))
+			data, ok := dig(cm.doc, "data", path.Base(r.config)).(string)
+			if !ok {
+				t.Errorf("%s: -c %s: ConfigMap %s has no key %s", cwhere, r.config, cmName, path.Base(r.config))
+				continue
+			}
 			c := loadConfig(t, "ConfigMap "+cmName+" "+path.Base(r.config), []byte(data))
 			cfg = c
 			if grace <= int(c.cfg.Kafka.ShutdownTimeout.D().Seconds()) {
@@ -728,6 +759,15 @@ func TestKubernetes(t *testing.T) {
 				}
 				if pvc := str(dig(volume(v), "persistentVolumeClaim", "claimName")); pvc != "" && find("PersistentVolumeClaim", pvc) == nil {
 					t.Errorf("%s: claim %s is not in the manifests", cwhere, pvc)
+				}
+			}
+			replicas, _ := dig(o.doc, "spec", "replicas").(int)
+			if replicas > 1 {
+				replicated = append(replicated, o)
+			}
+			for _, role := range r.roles {
+				if singleProcessRoles[role] && (replicas != 1 || str(dig(o.doc, "spec", "strategy", "type")) != "Recreate") {
+					t.Errorf("%s: role %s must run in one process: want replicas 1 and strategy Recreate", where, role)
 				}
 			}
 			for _, role := range r.roles {
@@ -844,7 +884,34 @@ func TestKubernetes(t *testing.T) {
 	if find("PodDisruptionBudget", deployedRoles["ingest"]) == nil {
 		t.Error("no PodDisruptionBudget for ingest")
 	}
+	for _, d := range replicated {
+		found := false
+		for _, o := range objs {
+			if o.kind() != "PodDisruptionBudget" {
+				continue
+			}
+			if sel := selects(dig(o.doc, "spec", "selector", "matchLabels")); sel != nil && sel.name() == d.name() {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("Deployment %s runs %v replicas without a PodDisruptionBudget", d.name(), dig(d.doc, "spec", "replicas"))
+		}
+	}
+	// Every role has its Deployment, except the file stage (an archive
+	// on one volume: compose runs it; on a cluster a SIEM reads Kafka).
+	for _, role := range roles {
+		if deployedRoles[role] == "" && role != "file" {
+			t.Errorf("role %s has no Deployment", role)
+		}
+	}
 }
+
+// singleProcessRoles must run in exactly one process per configuration:
+// the pollers keep their position on the checkpoints topic (two would
+// publish every event twice and overwrite each other's checkpoint), and
+// jit-access keeps its grant index in the process.
+var singleProcessRoles = map[string]bool{"vcenter": true, "velocloud": true, "nsx-groups": true, "jit-access": true}
 
 // bytesOf reads a Kubernetes memory quantity (Mi, Gi) or a GOMEMLIMIT
 // (MiB, GiB).
@@ -864,7 +931,7 @@ func bytesOf(t *testing.T, q string) int64 {
 }
 
 // TestDockerfile holds deploy/Dockerfile against the module and the
-// compose file: a Go builder at least as new as go.mod's go line, static
+// compose file: the Go builder of go.mod's go line (major.minor), static
 // (CGO_ENABLED=0) builds of every cmd/, a distroless or scratch final image
 // running as non-root, vpipe as the entry point, the ports the compose
 // services publish exposed.
@@ -883,8 +950,8 @@ func TestDockerfile(t *testing.T) {
 	if goLine == nil || argGo == nil {
 		t.Fatalf("go.mod go line %v, Dockerfile ARG GO_VERSION %v", goLine, argGo)
 	}
-	if v := func(s []string) int { a, _ := strconv.Atoi(s[1]); b, _ := strconv.Atoi(s[2]); return a*1000 + b }; v(argGo) < v(goLine) {
-		t.Errorf("builder Go %s.%s is older than go.mod's %s.%s", argGo[1], argGo[2], goLine[1], goLine[2])
+	if argGo[1] != goLine[1] || argGo[2] != goLine[2] {
+		t.Errorf("builder Go %s.%s is not go.mod's %s.%s", argGo[1], argGo[2], goLine[1], goLine[2])
 	}
 	froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(text, -1)
 	if len(froms) < 2 {
@@ -917,7 +984,9 @@ func TestDockerfile(t *testing.T) {
 	var cf composeFile
 	readYAML(t, "compose.yaml", &cf)
 	for name, s := range cf.Services {
-		if img, _, _ := strings.Cut(s.Image, ":"); img != "vpipe" {
+		// The simulators of the image publish their own ports; EXPOSE
+		// documents vpipe's.
+		if img, _, _ := strings.Cut(s.Image, ":"); img != "vpipe" || s.binary() != "vpipe" {
 			continue
 		}
 		for _, p := range s.Ports {
@@ -1010,7 +1079,7 @@ func TestSystemdUnit(t *testing.T) {
 // TestComposeConfig decodes the configuration the compose services mount
 // as `vpipe validate` does (the example is cmd/vpipe's to check).
 func TestComposeConfig(t *testing.T) {
-	for _, f := range []string{"compose/vpipe.yaml"} {
+	for _, f := range []string{"compose/vpipe.yaml", "compose/tenant-inbox.yaml"} {
 		t.Run(f, func(t *testing.T) {
 			if _, err := config.Load(f); err != nil {
 				t.Errorf("%s: %v", f, err)
