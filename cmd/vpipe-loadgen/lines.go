@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/vpipe/vpipe/pipeline/tenants"
 )
 
 // Kinds of generated lines: the -gen values.
@@ -91,9 +92,9 @@ type tenant struct {
 // tenantNames name the generated tenants; past the list they are numbered.
 var tenantNames = []string{"acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka", "tyrell", "cyberdyne", "soylent", "aperture"}
 
-func newGenSource(kinds []string, tenants, hosts int, seed uint64) *genSource {
+func newGenSource(kinds []string, nTenants, hosts int, seed uint64) *genSource {
 	g := &genSource{kinds: kinds, hosts: max(1, hosts), seed: seed, now: time.Now}
-	for i := range max(1, tenants) {
+	for i := range max(1, nTenants) {
 		name := tenantNames[i%len(tenantNames)]
 		if i >= len(tenantNames) {
 			name += strconv.Itoa(i / len(tenantNames))
@@ -101,12 +102,13 @@ func newGenSource(kinds []string, tenants, hosts int, seed uint64) *genSource {
 		dcgUUID := uuid(mix(seed, uint64(i), 1))
 		vdcUUID := uuid(mix(seed, uint64(i), 2))
 		gwUUID := uuid(mix(seed, uint64(i), 3))
-		dcgName := pad5(name + "-dcg")
-		gwName := pad5(name + "-gw")
+		// The labels as vpipe's tenant registry computes them, so that a
+		// tenants file listing these groups and gateways resolves them.
+		dfw, _ := tenants.DFWLabels(pad5(name+"-dcg"), dcgUUID)
 		g.tenants = append(g.tenants, tenant{
 			name:     name,
-			dfwLabel: dcgName + strings.ReplaceAll(dcgUUID, "-", "")[:27],
-			gwLabel:  vdcUUID[:10] + gwName + gwUUID[:5],
+			dfwLabel: dfw,
+			gwLabel:  tenants.GatewayLabel(vdcUUID, pad5(name+"-gw"), gwUUID),
 		})
 	}
 	return g
