@@ -28,6 +28,7 @@ Usage:
   vpipe tagsync --dry-run -c FILE                        print the vSphere-tag → NSX-tag sync plan
   vpipe replay --from TOPIC [--filter EXPR] [--dry-run]  re-inject DLQ or parked records
   vpipe top [--url URL] [--interval D]                   show each stage's rate, lag and errors live
+  vpipe demo [--keep] [--data-dir DIR] [--timeout D]    run every workflow once against simulators
   vpipe version                                          print the version
 
 Without -c, 'vpipe run' starts everything on its embedded default: a Kafka-
@@ -72,6 +73,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdReplay(ctx, args[1:], stdout, stderr)
 	case "top":
 		err = cmdTop(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		cmdVersion(stdout)
 	case "help", "-h", "--help", "-help":
