@@ -47,7 +47,7 @@ const (
 	demoVMQuarantine = "app-01"  // workflow 4: quarantined
 )
 
-// demoVMNames renames vcsim's VPX VMs, sorted by name.
+// demoVMNames gives vcsim's VPX VMs the demo's names.
 var demoVMNames = map[string]string{
 	"DC0_H0_VM0":     demoVMTagged,
 	"DC0_H0_VM1":     demoVMJIT,
@@ -287,7 +287,9 @@ func (s *demoSims) startZnuny(webhook string) {
 	go s.znSrv.Serve(s.znLn)
 }
 
-// znunyURL is the web service URL vpipe is configured with.
+// znunyURL is the web service URL vpipe is configured with, known before
+// startZnuny makes the server (the default web service name gives the same
+// base path).
 func (s *demoSims) znunyURL() string {
 	return "http://" + s.znLn.Addr().String() + znsim.New(znsim.Options{}).BasePath()
 }
