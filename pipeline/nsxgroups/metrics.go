@@ -13,6 +13,9 @@ type Metrics struct {
 	members     *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
 	pollTime    *prometheus.HistogramVec
+
+	triggerEvents *prometheus.CounterVec
+	triggerErrors prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -50,9 +53,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of one poll: list, publish, checkpoint.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}, src),
+		triggerEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vpipe_nsxgroups_trigger_events_total",
+			Help: "Events that revealed a tag or group change (kind: vpipe_audit, nsx_audit), by result (triggered: the sources of that NSX Manager were asked to poll; all: the event named no manager, every source was; unmatched: no source names that manager).",
+		}, []string{"kind", "result"}),
+		triggerErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vpipe_nsxgroups_trigger_read_errors_total",
+			Help: "Failed reads of the trigger reader (listing partitions, end offsets, fetching), each retried.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.polls, m.changes, m.triggers, m.skipped, m.members, m.lastSuccess, m.pollTime)
+		reg.MustRegister(m.polls, m.changes, m.triggers, m.skipped, m.members, m.lastSuccess, m.pollTime, m.triggerEvents, m.triggerErrors)
 	}
 	return m
 }

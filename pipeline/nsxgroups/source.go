@@ -13,9 +13,11 @@
 // down. A change published but not checkpointed (a crash in between) is
 // published again with the same event.id (see Membership.Generation).
 //
-// Something that knows of a change before the next poll (vpipe's own NSX
-// tag changes, a parsed NSX audit log) calls Trigger to poll a group at
-// once.
+// Something that knows of a change before the next poll calls Trigger to
+// poll a group at once: in vpipe, a TriggerReader that follows the audit
+// events of vpipe's own NSX tag changes (tag-sync, JIT access) and the NSX
+// Manager audit log lines that record tag and group changes
+// (parsers/nsxaudit), and asks the sources watching that manager to poll.
 package nsxgroups
 
 import (
@@ -27,7 +29,9 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -102,6 +106,10 @@ type Config struct {
 	Name string
 	// Manager is the NSX Manager's host name, written as observer.hostname.
 	Manager string
+	// Aliases are the other names of the NSX Manager that triggers may
+	// use (see Manages): the host names its nodes log under (the HOSTNAME
+	// of their audit log lines) and the host other stages reach it by.
+	Aliases []string
 	// Product is ProductNSX (default) or ProductNSXV, written as
 	// observer.product.
 	Product string
@@ -113,12 +121,24 @@ type Config struct {
 	// after a failed poll, publish or checkpoint (exponential, jittered,
 	// never longer than Interval). Defaults 1s and Interval.
 	MinBackoff, MaxBackoff time.Duration
+	// TriggerGap is the least time between the starts of a poll and a
+	// triggered poll after it, so that a burst of tag changes (a
+	// reconciliation) polls NSX a few times rather than back to back.
+	// Default 500ms; negative: no gap.
+	TriggerGap time.Duration
+	// Recheck is when, after a triggered poll, to poll once more: NSX
+	// evaluates group membership asynchronously, so a poll right after a
+	// tag change may come before the change shows. Default 3s (at most
+	// Interval); negative: no second poll.
+	Recheck time.Duration
 }
 
 // Defaults for Config.
 const (
 	DefaultInterval   = 10 * time.Second
 	DefaultMinBackoff = time.Second
+	DefaultTriggerGap = 500 * time.Millisecond
+	DefaultRecheck    = 3 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -135,6 +155,12 @@ func (c Config) withDefaults() Config {
 		c.MaxBackoff = c.Interval
 	}
 	c.MinBackoff = min(c.MinBackoff, c.MaxBackoff)
+	if c.TriggerGap == 0 {
+		c.TriggerGap = DefaultTriggerGap
+	}
+	if c.Recheck == 0 {
+		c.Recheck = min(DefaultRecheck, c.Interval)
+	}
 	return c
 }
 
@@ -191,6 +217,7 @@ type Source struct {
 	log     *slog.Logger
 	now     func() time.Time
 	groups  map[string]*watch
+	names   []string // Manager and Aliases, normalised; see Manages
 	started atomic.Bool
 }
 
@@ -243,7 +270,53 @@ func New(cfg Config, d Deps) (*Source, error) {
 	for _, g := range cfg.Groups {
 		s.groups[g.ID] = &watch{g: g, trigger: make(chan struct{}, 1)}
 	}
+	for _, n := range append([]string{cfg.Manager}, cfg.Aliases...) {
+		if n = normalHost(n); n != "" && !slices.Contains(s.names, n) {
+			s.names = append(s.names, n)
+		}
+	}
 	return s, nil
+}
+
+// Manages reports whether host names the source's NSX Manager: its
+// Manager or one of its Aliases, compared without case and trailing dot,
+// where a bare host name also matches a fully qualified name that starts
+// with it ("nsx-mgr-01" and "nsx-mgr-01.corp.example"), so that a node's
+// syslog HOSTNAME matches its DNS name.
+func (s *Source) Manages(host string) bool {
+	host = normalHost(host)
+	if host == "" {
+		return false
+	}
+	for _, n := range s.names {
+		if sameHost(n, host) {
+			return true
+		}
+	}
+	return false
+}
+
+func normalHost(h string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
+}
+
+// sameHost compares two normalised host names: equal, or one a bare name
+// (no dot, not an address) and the first label of the other, a name.
+func sameHost(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if strings.Contains(a, ".") == strings.Contains(b, ".") {
+		return false
+	}
+	if strings.Contains(a, ".") {
+		a, b = b, a
+	}
+	if _, err := netip.ParseAddr(b); err != nil {
+		first, _, _ := strings.Cut(b, ".")
+		return a == first
+	}
+	return false
 }
 
 // Name returns the source's configured name.
@@ -333,10 +406,24 @@ func (s *Source) openCheckpoints(ctx context.Context) bool {
 	}
 }
 
-// watch is one group's loop.
+// watch is one group's loop. A poll serves every trigger that came before
+// it started; a triggered poll waits for TriggerGap after the previous
+// poll's start and is followed by one Recheck poll.
 func (s *Source) watch(ctx context.Context, w *watch) {
 	failures := 0
+	triggered := false // this poll was asked for by Trigger
+	var last time.Time // the previous poll's start
 	for {
+		if triggered && !last.IsZero() {
+			if d := s.cfg.TriggerGap - time.Since(last); d > 0 && !sleep(ctx, d) {
+				return
+			}
+		}
+		select {
+		case <-w.trigger:
+		default:
+		}
+		last = time.Now()
 		wait := s.cfg.Interval
 		if err := s.poll(ctx, w); err != nil {
 			if ctx.Err() != nil {
@@ -347,7 +434,11 @@ func (s *Source) watch(ctx context.Context, w *watch) {
 			s.log.Warn("nsx group poll failed; retrying", "group", w.g.ID, "attempt", failures, "backoff", wait, "error", err)
 		} else {
 			failures = 0
+			if triggered && s.cfg.Recheck > 0 {
+				wait = min(wait, s.cfg.Recheck)
+			}
 		}
+		triggered = false
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -356,8 +447,21 @@ func (s *Source) watch(ctx context.Context, w *watch) {
 		case <-t.C:
 		case <-w.trigger:
 			t.Stop()
+			triggered = true
 			s.m.triggers.WithLabelValues(s.cfg.Name).Inc()
 		}
+	}
+}
+
+// sleep waits for d; it reports false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -534,4 +638,18 @@ func (ss Sources) TriggerAll() {
 	for _, s := range ss {
 		s.TriggerAll()
 	}
+}
+
+// TriggerManager asks every source whose NSX Manager host names (see
+// Source.Manages) to poll all its groups now, for a change of tags or
+// groups on that manager; it returns how many sources it asked.
+func (ss Sources) TriggerManager(host string) int {
+	n := 0
+	for _, s := range ss {
+		if s.Manages(host) {
+			s.TriggerAll()
+			n++
+		}
+	}
+	return n
 }

@@ -58,7 +58,7 @@ func newHarness(t *testing.T, vms ...simulator.VM) *harness {
 		Expression: []nsx.Condition{nsx.TagCondition(nsx.Tag{Scope: infected.Scope, Tag: infected.Tag})}}); err != nil {
 		t.Fatal(err)
 	}
-	addr := brokertest.Start(t, topicNSX, topicCheckpoints)
+	addr := brokertest.Start(t, topicNSX, topicCheckpoints, topicAudit)
 	pub, err := kafkaout.New(kafkaout.Config{Brokers: []string{addr}, TopicPrefix: "vpipe."}, kafkaout.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
