@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -29,6 +30,8 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -60,6 +63,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	tokens := fs.String("refresh-tokens", "", "comma-separated CSP API `tokens` the VMC token exchange accepts")
 	vms := fs.Int("vms", 0, "`n` demo VMs (demo-vm-001 ...) with random instance UUIDs")
 	inventory := fs.String("inventory", "", "JSON `file`: an array of {external_id, display_name, moref, tags, security_tags}")
+	groups := fs.String("groups", "", "JSON `file`: an array of {domain, id, group}, each group a Policy API Group body (display_name, expression) created at start")
 	rate := fs.Int("rate-limit", 0, "requests per second per client before 429 (NSX's default is 100; 0: none)")
 	org := fs.String("org", "org-1", "VMC org id")
 	sddc := fs.String("sddc", "sddc-1", "VMC SDDC id")
@@ -102,6 +106,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			sim.AddVM(simulator.VM{ExternalID: v.ExternalID, DisplayName: v.DisplayName, MoRef: v.MoRef, Tags: v.Tags, SecurityTags: v.SecurityTags})
 		}
 	}
+	if *groups != "" {
+		if err := loadGroups(sim, *groups, opts.Users); err != nil {
+			return fmt.Errorf("-groups %s: %w", *groups, err)
+		}
+	}
 	for i := 1; i <= *vms; i++ {
 		sim.AddVM(simulator.VM{ExternalID: randomUUID(), DisplayName: fmt.Sprintf("demo-vm-%03d", i), MoRef: fmt.Sprintf("vm-%d", 1000+i)})
 	}
@@ -138,6 +147,52 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("nsxsim serving", "url", scheme+"://"+ln.Addr().String(), "vms", len(sim.VMs()),
 		"vmc_sddc", scheme+"://"+ln.Addr().String()+"/vmc/api/orgs/"+*org+"/sddcs/"+*sddc)
 	return simcmd.Serve(ctx, srv, ln)
+}
+
+// policyGroup is one group of a -groups file.
+type policyGroup struct {
+	Domain string          `json:"domain"`
+	ID     string          `json:"id"`
+	Group  json.RawMessage `json:"group"`
+}
+
+// loadGroups creates the groups of a -groups file through the simulator's
+// own Policy API (PUT /policy/api/v1/infra/domains/<domain>/groups/<id>,
+// as an NSX administrator or a demo script would), so a file is held to
+// what the API accepts.
+func loadGroups(sim *simulator.Server, path string, users map[string]string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var list []policyGroup
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&list); err != nil {
+		return err
+	}
+	var user, password string
+	for u, p := range users {
+		user, password = u, p
+		break
+	}
+	for i, g := range list {
+		if g.ID == "" || len(g.Group) == 0 {
+			return fmt.Errorf("group %d: id and group are required", i)
+		}
+		if g.Domain == "" {
+			g.Domain = "default"
+		}
+		req := httptest.NewRequest(http.MethodPut, "/policy/api/v1/infra/domains/"+url.PathEscape(g.Domain)+"/groups/"+url.PathEscape(g.ID), bytes.NewReader(g.Group))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth(user, password)
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			return fmt.Errorf("group %s/%s: %d %s", g.Domain, g.ID, rec.Code, strings.TrimSpace(rec.Body.String()))
+		}
+	}
+	return nil
 }
 
 func splitList(s string) []string {

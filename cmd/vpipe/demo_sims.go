@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -204,42 +203,7 @@ func (s *demoSims) startVCSim(ctx context.Context) error {
 	if len(s.vms) != len(demoVMNames) {
 		return fmt.Errorf("vcsim has %d of the VMs %v", len(s.vms), demoVMNames)
 	}
-	return s.bindNICs(ctx, s.vms[demoVMQuarantine], "10", "11")
-}
-
-// bindNICs replaces the VM's network adapters by one per port key on
-// portgroup DC0_DVPG0, bound to that port, as vCenter reports a connected
-// vNIC of a distributed switch.
-func (s *demoSims) bindNICs(ctx context.Context, v demoVM, ports ...string) error {
-	var swUUID, pgKey string
-	for _, e := range s.vcModel.Map().All("DistributedVirtualPortgroup") {
-		if pg := e.(*simulator.DistributedVirtualPortgroup); pg.Name == "DC0_DVPG0" {
-			sw := s.vcModel.Map().Get(*pg.Config.DistributedVirtualSwitch).(*simulator.DistributedVirtualSwitch)
-			swUUID, pgKey = sw.Uuid, pg.Key
-		}
-	}
-	if pgKey == "" {
-		return errors.New("vcsim has no portgroup DC0_DVPG0")
-	}
-	vm := object.NewVirtualMachine(s.vc.VIM, v.Ref)
-	devs, err := vm.Device(ctx)
-	if err != nil {
-		return err
-	}
-	if nics := devs.SelectByType((*types.VirtualEthernetCard)(nil)); len(nics) > 0 {
-		if err := vm.RemoveDevice(ctx, false, nics...); err != nil {
-			return err
-		}
-	}
-	var add []types.BaseVirtualDevice
-	for _, p := range ports {
-		add = append(add, &types.VirtualVmxnet3{VirtualVmxnet: types.VirtualVmxnet{VirtualEthernetCard: types.VirtualEthernetCard{
-			VirtualDevice: types.VirtualDevice{Backing: &types.VirtualEthernetCardDistributedVirtualPortBackingInfo{
-				Port: types.DistributedVirtualSwitchPortConnection{SwitchUuid: swUUID, PortgroupKey: pgKey, PortKey: p},
-			}},
-		}}})
-	}
-	return vm.AddDevice(ctx, add...)
+	return vspansim.BindNICs(ctx, c.VIM, m.Map(), s.vms[demoVMQuarantine].Ref, "DC0_DVPG0", "10", "11")
 }
 
 // startNSX runs the NSX simulator over HTTPS with vcsim's VMs, each with

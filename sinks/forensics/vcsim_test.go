@@ -61,56 +61,23 @@ func (s *sim) vmByName(t *testing.T, name string) (types.ManagedObjectReference,
 	return types.ManagedObjectReference{}, ""
 }
 
-// dvpg returns the switch UUID and key of portgroup DC0_DVPG0.
-func (s *sim) dvpg(t *testing.T) (switchUUID, pgKey string) {
-	t.Helper()
-	for _, e := range s.model.Map().All("DistributedVirtualPortgroup") {
-		pg := e.(*simulator.DistributedVirtualPortgroup)
-		if pg.Name == "DC0_DVPG0" {
-			sw := s.model.Map().Get(*pg.Config.DistributedVirtualSwitch).(*simulator.DistributedVirtualSwitch)
-			return sw.Uuid, pg.Key
-		}
-	}
-	t.Fatal("no DC0_DVPG0")
-	return "", ""
-}
-
 // setNICs gives the VM one vNIC per port key on DC0_DVPG0, bound to that
-// port (vcsim binds no ports itself; a vCenter reports the port a vNIC is
-// connected to in its backing), and one vNIC on the standard network "VM
+// port (vspansim.BindNICs), and one vNIC on the standard network "VM
 // Network" when standard is true.
 func (s *sim) setNICs(t *testing.T, name string, ports []string, standard bool) string {
 	t.Helper()
 	ctx := context.Background()
 	ref, uuid := s.vmByName(t, name)
-	vm := object.NewVirtualMachine(s.c, ref)
-	devs, err := vm.Device(ctx)
-	if err != nil {
+	if err := vspansim.BindNICs(ctx, s.c, s.model.Map(), ref, "DC0_DVPG0", ports...); err != nil {
 		t.Fatal(err)
 	}
-	if nics := devs.SelectByType((*types.VirtualEthernetCard)(nil)); len(nics) > 0 {
-		if err := vm.RemoveDevice(ctx, false, nics...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	swUUID, pgKey := s.dvpg(t)
-	var add []types.BaseVirtualDevice
-	for _, p := range ports {
-		add = append(add, &types.VirtualVmxnet3{VirtualVmxnet: types.VirtualVmxnet{VirtualEthernetCard: types.VirtualEthernetCard{
-			VirtualDevice: types.VirtualDevice{Backing: &types.VirtualEthernetCardDistributedVirtualPortBackingInfo{
-				Port: types.DistributedVirtualSwitchPortConnection{SwitchUuid: swUUID, PortgroupKey: pgKey, PortKey: p},
-			}},
-		}}})
-	}
 	if standard {
-		add = append(add, &types.VirtualE1000{VirtualEthernetCard: types.VirtualEthernetCard{
+		err := object.NewVirtualMachine(s.c, ref).AddDevice(ctx, &types.VirtualE1000{VirtualEthernetCard: types.VirtualEthernetCard{
 			VirtualDevice: types.VirtualDevice{Backing: &types.VirtualEthernetCardNetworkBackingInfo{
 				VirtualDeviceDeviceBackingInfo: types.VirtualDeviceDeviceBackingInfo{DeviceName: "VM Network"},
 			}},
 		}})
-	}
-	if len(add) > 0 {
-		if err := vm.AddDevice(ctx, add...); err != nil {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
