@@ -116,25 +116,13 @@ func cmdFlags(t *testing.T, name string) map[string]flagDef {
 	return flags
 }
 
-// vcsimFlags are the flags of govmomi's vcsim (vcsim/main.go of
-// github.com/vmware/govmomi, a module of its own that is not in the
-// govmomi module this repository requires, so they are listed here). The
-// model flags (dc ... autostart) and load change the inventory.
-var vcsimFlags = map[string]flagDef{
-	"l": {def: "127.0.0.1:8989"}, "username": {}, "password": {}, "tls": {isBool: true, def: "true"},
-	"tlscert": {}, "tlskey": {}, "E": {def: "-"}, "tunnel": {def: "-1"}, "trace": {isBool: true},
-	"trace-file": {}, "stdinexit": {isBool: true}, "esx": {isBool: true}, "api-version": {},
-	"delay": {}, "method-delay": {}, "delay-jitter": {},
-	"load": {}, "dc": {}, "cluster": {}, "host": {}, "standalone-host": {}, "ds": {}, "vm": {}, "pool": {},
-	"app": {}, "pod": {}, "pg": {}, "pg-nsx": {}, "nsx": {}, "folder": {}, "autostart": {isBool: true},
-}
-
-// vcsimModelFlags change vcsim's inventory away from simulator.VPX().
-var vcsimModelFlags = []string{"load", "esx", "dc", "cluster", "host", "standalone-host", "ds", "vm", "pool", "app", "pod", "pg", "pg-nsx", "nsx", "folder"}
+// vcsimModelFlags would change vcsim's inventory away from
+// simulator.VPX(), which the fixtures name (cmd/vcsim has none today).
+var vcsimModelFlags = []string{"hosts", "vms"}
 
 // inputFileFlags are simulator and loadgen flags that name a file the
 // program reads: it must be mounted from the repository.
-var inputFileFlags = []string{"inventory", "tickets", "fixture", "cert", "key", "tlscert", "tlskey", "file", "tls-ca", "tls-cert", "tls-key", "load"}
+var inputFileFlags = []string{"inventory", "tickets", "fixture", "cert", "key", "file", "tls-ca", "tls-cert", "tls-key"}
 
 // simulatorService is a compose service running one of the simulators or the
 // load generator, with its command line parsed against the program's flags.
@@ -230,8 +218,6 @@ func demoCompose(t *testing.T) (composeFile, map[string]composeRun, map[string]s
 	for name, s := range cf.Services {
 		img, _, _ := strings.Cut(s.Image, ":")
 		switch {
-		case img == "vmware/vcsim":
-			sims[name] = parseSimulator(t, name, s, "vcsim", vcsimFlags)
 		case img != "vpipe":
 		case s.binary() == "vpipe":
 			r, ok := parseRun(t, name, s.Command)
@@ -310,9 +296,6 @@ func TestComposeSimulators(t *testing.T) {
 			}
 		}
 		listen := s.value("listen")
-		if s.program == "vcsim" {
-			listen = s.value("l")
-		}
 		_, port, _ := net.SplitHostPort(listen)
 		for _, p := range s.svc.Ports {
 			if cp := p[strings.LastIndexByte(p, ':')+1:]; strings.TrimSuffix(cp, "/tcp") != port {
@@ -394,7 +377,6 @@ func TestComposeSimulators(t *testing.T) {
 		scheme := "http"
 		switch sim.program {
 		case "vcsim":
-			listen = sim.value("l")
 			if sim.value("tls") == "true" {
 				scheme = "https"
 				if !e.insecure {
