@@ -138,6 +138,7 @@ func (s *Sink) auditEvent(a audit, outcome string) *pipeline.Event {
 		add(LabelExpires, a.until.UTC().Format(time.RFC3339))
 	}
 	add(LabelHolders, strings.Join(a.holders, ","))
+	add(LabelNSXManager, s.cfg.NSXManager)
 	e.Message = s.message(a, tag)
 
 	h := sha256.New()

@@ -220,7 +220,7 @@ func (e *env) store() *checkpoint.Store {
 }
 
 func baseConfig() jitaccess.Config {
-	return jitaccess.Config{Field: field, Tag: jitTag, MaxDuration: time.Hour, ReconcileInterval: time.Hour}
+	return jitaccess.Config{Field: field, Tag: jitTag, MaxDuration: time.Hour, ReconcileInterval: time.Hour, NSXManager: "nsx.example"}
 }
 
 // sink builds a Sink on the environment with cfg and store.

@@ -122,6 +122,7 @@ const (
 	LabelCauseID      = "trigger_event_id" // the triggering event's event.id
 	LabelExpires      = "grant_until"      // RFC 3339: when the grant expires
 	LabelHolders      = "held_by"          // the other tickets that keep the tag, comma-separated
+	LabelNSXManager   = "nsx_manager"      // Config.NSXManager (pipeline/nsxgroups reads it)
 )
 
 // Config configures a Sink. Zero fields take the defaults named.
@@ -146,6 +147,12 @@ type Config struct {
 	KeyPrefix string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// NSXManager is the host name of the NSX Manager the tag is set on
+	// (the host of its URL), written as label nsx_manager on audit events
+	// so that the group watchers of that manager poll at once
+	// (pipeline/nsxgroups.TriggerReader). Optional: without it they all
+	// poll.
+	NSXManager string
 }
 
 // Defaults of Config.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/nsxgroups"
 	znsim "github.com/vpipe/vpipe/pipeline/znuny/simulator"
 	"github.com/vpipe/vpipe/sinks/jitaccess"
 )
@@ -56,6 +57,15 @@ func TestDecisions(t *testing.T) {
 		if ev.User.Name != "agent1" || ev.Host.Hostname != "web02" || label(ev, jitaccess.LabelVMUUID) != vm.InstanceUUID ||
 			label(ev, jitaccess.LabelTag) != "jit|ssh" || label(ev, jitaccess.LabelExpires) == "" || ev.ID == "" {
 			t.Errorf("grant audit event: %+v", ev)
+		}
+		// The contract with the group watchers: a tag added or removed
+		// makes the watchers of nsx.example poll at once; one already
+		// there does not.
+		for i, want := range []bool{true, false, true} {
+			h, ok := nsxgroups.HintOf(a[i])
+			if ok != want || ok && !slices.Equal(h.Hosts, []string{"nsx.example"}) {
+				t.Errorf("audit %d (%s): trigger hint %+v, %t", i, label(a[i], jitaccess.LabelChange), h, ok)
+			}
 		}
 	})
 

@@ -34,6 +34,8 @@ const (
 	LabelCauseID   = "trigger_event_id"
 	LabelDryRun    = "dry_run" // "true" when the change was planned only
 	LabelEventType = "vcenter_event_type"
+	// LabelNSXManager is Config.NSXManager (pipeline/nsxgroups reads it).
+	LabelNSXManager = "nsx_manager"
 )
 
 // Audit actions (event.action).
@@ -153,6 +155,7 @@ func (s *Sink) auditEvent(vm VM, c cause, ch nsx.Change, failure error) *pipelin
 	add(LabelCause, c.kind)
 	add(LabelCauseID, c.id)
 	add(LabelEventType, c.eventType)
+	add(LabelNSXManager, s.cfg.NSXManager)
 	if s.cfg.DryRun {
 		add(LabelDryRun, "true")
 	}

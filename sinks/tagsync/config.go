@@ -37,6 +37,12 @@ type Config struct {
 	// DryRun computes and logs (and audits, as planned) the changes
 	// without making them.
 	DryRun bool
+	// NSXManager is the host name of the NSX Manager the tags are synced
+	// to (the host of its URL), written as label nsx_manager on audit
+	// events so that the group watchers of that manager poll at once
+	// (pipeline/nsxgroups.TriggerReader). Optional: without it they all
+	// poll.
+	NSXManager string
 }
 
 // Defaults for Config.

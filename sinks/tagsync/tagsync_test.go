@@ -3,6 +3,7 @@ package tagsync_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
 	"github.com/vpipe/vpipe/pipeline/metrictest"
+	"github.com/vpipe/vpipe/pipeline/nsxgroups"
 	"github.com/vpipe/vpipe/pipeline/vcenter/vcentertest"
 	"github.com/vpipe/vpipe/sinks/nsx"
 	"github.com/vpipe/vpipe/sinks/nsx/simulator"
@@ -25,7 +27,7 @@ func st(scope, tag string) simulator.Tag { return simulator.Tag{Scope: scope, Ta
 // simulator.
 func TestEndToEnd(t *testing.T) {
 	e := newEnv(t, tagsync.Config{})
-	e.pipeline(tagsync.Config{})
+	e.pipeline(tagsync.Config{NSXManager: "nsx.example"})
 	vm0, vm1, vm2, vm3 := e.vms[0], e.vms[1], e.vms[2], e.vms[3]
 
 	t.Run("attach then detach keeps other tags", func(t *testing.T) {
@@ -115,6 +117,12 @@ func TestEndToEnd(t *testing.T) {
 					if ev.User.Name != "alice" || ev.Outcome != "success" || label(&ev, tagsync.LabelStage) != tagsync.StageName ||
 						label(&ev, tagsync.LabelCauseID) == "" || !strings.Contains(ev.Message, "sec|pci") || ev.ID == "" {
 						t.Errorf("audit event %s", m.Value)
+					}
+					// The contract with the group watchers: this change
+					// makes the watchers of nsx.example poll at once.
+					if h, ok := nsxgroups.HintOf(&ev); !ok || !slices.Equal(h.Hosts, []string{"nsx.example"}) ||
+						label(&ev, tagsync.LabelNSXManager) != "nsx.example" {
+						t.Errorf("audit event %s: trigger hint %+v, %t", m.Value, h, ok)
 					}
 					return
 				}
