@@ -33,6 +33,13 @@ type NSXGroupsSource struct {
 	TLS ClientTLS    `yaml:"tls"`
 	// Interval between two polls of a group (default 10s, at least 1s).
 	Interval Duration `yaml:"interval"`
+	// Aliases are the other names of this NSX Manager, for the early polls
+	// that tag and group changes trigger: the host names its nodes log
+	// under (the HOSTNAME of their audit log lines) and the host other
+	// stages reach it by (tag_sync.nsx.url, jit_access.nsx.url). The url's
+	// host is one already; a bare name matches a fully qualified one that
+	// starts with it.
+	Aliases []string `yaml:"aliases"`
 	// Groups to watch; at least one.
 	Groups []NSXGroup `yaml:"groups"`
 }
@@ -268,6 +275,11 @@ func validateNSXGroups(p *Problems, list []NSXGroupsSource) {
 		if s.Interval < Duration(time.Second) {
 			p.add(path+".interval", "%s is below 1s", s.Interval.D())
 		}
+		for j, a := range s.Aliases {
+			if !isHostName(a) {
+				p.add(fmt.Sprintf("%s.aliases[%d]", path, j), "%q: want a host name or address (no scheme, port or path)", a)
+			}
+		}
 		if len(s.Groups) == 0 {
 			p.add(path+".groups", "missing: list the groups to watch")
 		}
@@ -291,6 +303,15 @@ func validateNSXGroups(p *Problems, list []NSXGroupsSource) {
 			ids[g.ID] = j
 		}
 	}
+}
+
+// isHostName reports whether s is a host name or an IP address: no
+// scheme, port, path or space.
+func isHostName(s string) bool {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true
+	}
+	return s != "" && !strings.ContainsAny(s, ":/@ \t[]?#")
 }
 
 // isPolicyGroupPath reports whether s is /infra/domains/<domain>/groups/<id>.

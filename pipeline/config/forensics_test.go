@@ -41,6 +41,7 @@ func TestForensicsDefaults(t *testing.T) {
 		{"retention interval", st.Snapshot.RetentionInterval.D().String(), "1h0m0s"},
 		{"group id", st.GroupID, "vpipe-forensics"},
 		{"batch size", st.BatchSize, 50},
+		{"aliases", strings.Join(src.Aliases, ","), "nsx-mgr-01,nsx-mgr-02.example.com,192.0.2.11,2001:db8::11"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
