@@ -32,11 +32,13 @@ const (
 	roleForensics = "forensics"
 )
 
-// startForensics builds the NSX group-membership pollers (role
-// nsx-groups) and the forensics stage with its snapshot retention (role
-// forensics) when configured and chosen. Neither contacts NSX, vCenter or
-// Kafka here: the pollers open their checkpoints and the stage logs in to
-// vCenter when they run, retrying until they can.
+// startForensics builds the NSX group-membership pollers with the reader
+// of the tag and group changes that make them poll early (role
+// nsx-groups), and the forensics stage with its snapshot retention (role
+// forensics), when configured and chosen. Neither contacts NSX, vCenter or
+// Kafka here: the pollers open their checkpoints, the trigger reader finds
+// its partitions and the stage logs in to vCenter when they run, retrying
+// until they can.
 func (p *proc) startForensics(roles map[string]bool, reg *prometheus.Registry, m *stage.Metrics) error {
 	sources, st := p.cfg.ForensicsConfig()
 	prefix := p.cfg.Kafka.TopicPrefix
@@ -46,13 +48,26 @@ func (p *proc) startForensics(roles map[string]bool, reg *prometheus.Registry, m
 		open := func(ctx context.Context) (nsxgroups.Checkpointer, error) {
 			return checkpoint.Open(ctx, brokers, topic)
 		}
+		var watchers nsxgroups.Sources
 		for _, sc := range sources {
 			src, err := newNSXGroupsSource(sc, p.nsxMetrics(reg), nsxgroups.Deps{Publisher: p.producer, OpenCheckpoints: open, Metrics: gm, Log: p.log})
 			if err != nil {
 				return fmt.Errorf("sources.nsx_groups %s: %w", sc.Name, err)
 			}
 			p.pollers = append(p.pollers, src)
+			watchers = append(watchers, src)
 		}
+		// vpipe's own tag changes (tag-sync, jit-access: audit events) and
+		// NSX audit log lines (nsx.audit, on the nsx topic) make the
+		// watchers of that manager poll at once, whichever process made or
+		// ingested them.
+		tr, err := nsxgroups.NewTriggerReader(nsxgroups.TriggerConfig{
+			Brokers: p.brokers, Topics: []string{prefix + pipeline.TopicAudit, prefix + pipeline.TopicNSX},
+		}, watchers, gm, p.log)
+		if err != nil {
+			return fmt.Errorf("sources.nsx_groups: %w", err)
+		}
+		p.pollers = append(p.pollers, tr)
 	}
 	if st != nil && roles[roleForensics] {
 		fs, err := newForensicsStage(st, p.brokers, prefix, m, forensics.NewMetrics(reg), p.log)
@@ -109,7 +124,7 @@ func newNSXGroupsSource(sc config.NSXGroupsSource, nm *nsx.Metrics, deps nsxgrou
 		manager = u.Hostname()
 	}
 	return nsxgroups.New(nsxgroups.Config{
-		Name: sc.Name, Manager: manager, Product: product,
+		Name: sc.Name, Manager: manager, Aliases: sc.Aliases, Product: product,
 		Groups: groups, Interval: sc.Interval.D(),
 	}, deps)
 }

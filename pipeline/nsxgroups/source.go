@@ -124,7 +124,7 @@ type Config struct {
 	// TriggerGap is the least time between the starts of a poll and a
 	// triggered poll after it, so that a burst of tag changes (a
 	// reconciliation) polls NSX a few times rather than back to back.
-	// Default 500ms; negative: no gap.
+	// Default 250ms; negative: no gap.
 	TriggerGap time.Duration
 	// Recheck is when, after a triggered poll, to poll once more: NSX
 	// evaluates group membership asynchronously, so a poll right after a
@@ -137,7 +137,7 @@ type Config struct {
 const (
 	DefaultInterval   = 10 * time.Second
 	DefaultMinBackoff = time.Second
-	DefaultTriggerGap = 500 * time.Millisecond
+	DefaultTriggerGap = 250 * time.Millisecond
 	DefaultRecheck    = 3 * time.Second
 )
 

@@ -270,7 +270,7 @@ func TestTriggerReader(t *testing.T) {
 	var latencies []time.Duration
 	step := func(name, vm, vmName string, e *pipeline.Event) {
 		t.Run(name, func(t *testing.T) {
-			before := polls("nsx2")
+			before, ourPolls := polls("nsx2"), polls("nsx1")
 			h.tag(t, vm, true)
 			at := time.Now()
 			publish(e)
@@ -280,6 +280,8 @@ func TestTriggerReader(t *testing.T) {
 			if d > time.Second {
 				t.Errorf("join seen %s after the event, want within 1s", d)
 			}
+			// The poll is counted once checkpointed, after the join.
+			waitFor(t, 5*time.Second, "the triggered poll done", func() bool { return polls("nsx1") == ourPolls+1 })
 			if n := polls("nsx2"); n != before {
 				t.Fatalf("the other manager's source polled %d times", n-before)
 			}
