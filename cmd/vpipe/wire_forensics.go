@@ -119,14 +119,26 @@ func newNSXGroupsSource(sc config.NSXGroupsSource, nm *nsx.Metrics, deps nsxgrou
 	for i, g := range sc.Groups {
 		groups[i] = nsxgroups.Group{ID: g.ID, Name: g.Name}
 	}
-	manager := sc.Name
-	if u, err := url.Parse(sc.URL); err == nil && u.Hostname() != "" {
-		manager = u.Hostname()
+	manager := nsxManagerHost(sc.URL)
+	if manager == "" {
+		manager = sc.Name
 	}
 	return nsxgroups.New(nsxgroups.Config{
 		Name: sc.Name, Manager: manager, Aliases: sc.Aliases, Product: product,
 		Groups: groups, Interval: sc.Interval.D(),
 	}, deps)
+}
+
+// nsxManagerHost is the host of an NSX Manager URL, "" when it has none:
+// the name the group watchers know a manager by (nsxgroups.Config.Manager)
+// and the stages that change NSX tags write on their audit events
+// (tagsync.Config.NSXManager, jitaccess.Config.NSXManager), so that their
+// changes make that manager's watchers poll at once.
+func nsxManagerHost(rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil {
+		return u.Hostname()
+	}
+	return ""
 }
 
 // forensicsStage is the forensics stage as `vpipe run` runs it: Run logs
