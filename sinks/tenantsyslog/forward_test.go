@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/broker"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
 	"github.com/vpipe/vpipe/pipeline/tenants"
 	"github.com/vpipe/vpipe/sinks/tenantsyslog"
@@ -372,16 +373,29 @@ type isolationRun struct {
 	bad       bool
 	batch     int
 	// results
-	healthy       time.Duration
+	healthy       time.Duration // from the first event delivered to the healthy tenants' last
+	healthyCPU    time.Duration // the process's CPU time meanwhile
 	deadParked    float64
 	slowParked    float64
 	deadDelivered int
+	// The stage's Sink.Write calls until the healthy tenants had their
+	// events: how many, their mean duration, and how many took over 64ms.
+	writes    uint64
+	writeMean time.Duration
+	slowWrite uint64
 }
 
 func (run *isolationRun) do(tb testing.TB) {
 	tb.Helper()
 	const nTenants = 10
-	addr := brokertest.Start(tb, "firewall", "parked", "dlq")
+	// Closed at the end, not at the end of the test: a benchmark runs
+	// several of these, each with a million events in memory.
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Topics: []string{"firewall", "parked", "dlq"}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer b.Close()
+	addr := b.Addr()
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	var ts []tenants.Tenant
 	var recvs []*receiver
@@ -417,8 +431,8 @@ func (run *isolationRun) do(tb testing.TB) {
 	cfg := sinkConfig(addr)
 	cfg.DeliverTimeout = time.Second
 	cfg.StallTimeout = 100 * time.Millisecond
-	start := time.Now()
 	f := startForward(tb, stageConfig(addr, run.batch), cfg, reg)
+	defer f.stop()
 	healthy := func(frac float64) bool {
 		for k := 2; k < nTenants; k++ {
 			if float64(recvs[k].distinct()) < frac*float64(run.perTenant) {
@@ -427,12 +441,28 @@ func (run *isolationRun) do(tb testing.TB) {
 		}
 		return true
 	}
+	// The clock starts with the first event delivered, so that the group
+	// join, whose time varies, is not part of the throughput.
+	waitFor(tb, 120*time.Second, "a first event", func() bool {
+		for k := 2; k < nTenants; k++ {
+			if recvs[k].count() > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	start, cpu0 := time.Now(), cpuTime()
 	if run.bad {
 		waitFor(tb, 120*time.Second, "half of the healthy tenants' events", func() bool { return healthy(0.5) })
 		recvs[0].start()
 	}
 	waitFor(tb, 120*time.Second, "the healthy tenants' events", func() bool { return healthy(1) })
-	run.healthy = time.Since(start)
+	run.healthy, run.healthyCPU = time.Since(start), cpuTime()-cpu0
+	n, sum, slow := f.histogram(tb, "vpipe_stage_write_seconds", 0.064)
+	run.writes, run.slowWrite = n, slow
+	if n > 0 {
+		run.writeMean = time.Duration(sum / float64(n) * float64(time.Second))
+	}
 	waitFor(tb, 120*time.Second, "the dead tenant's events after it came back", func() bool { return recvs[0].distinct() == run.perTenant })
 	waitFor(tb, 60*time.Second, "the stage to confirm every batch", func() bool {
 		return f.metric(tb, "vpipe_stage_delivered_total") >= float64(total)

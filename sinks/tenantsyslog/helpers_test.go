@@ -102,7 +102,8 @@ type receiver struct {
 
 	mu    sync.Mutex
 	seqs  []int
-	msgs  [][]byte // kept when keep is set
+	seen  map[int]bool // the distinct seqs, kept as they arrive: polling them must stay cheap
+	msgs  [][]byte     // kept when keep is set
 	keep  bool
 	bad   int // messages without a seq
 	ln    net.Listener
@@ -114,7 +115,7 @@ type receiver struct {
 // newReceiver reserves a port; the receiver listens once started.
 func newReceiver(t testing.TB, transport string) *receiver {
 	t.Helper()
-	r := &receiver{t: t, transport: transport, conns: map[net.Conn]bool{}}
+	r := &receiver{t: t, transport: transport, conns: map[net.Conn]bool{}, seen: map[int]bool{}}
 	r.addr = reservePort(t, transport)
 	t.Cleanup(r.stop)
 	return r
@@ -277,6 +278,7 @@ func (r *receiver) record(msg []byte) {
 		return
 	}
 	r.seqs = append(r.seqs, seq)
+	r.seen[seq] = true
 	if r.keep {
 		r.msgs = append(r.msgs, bytes.Clone(msg))
 	}
@@ -306,11 +308,7 @@ func (r *receiver) count() int {
 func (r *receiver) distinct() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	seen := make(map[int]bool, len(r.seqs))
-	for _, s := range r.seqs {
-		seen[s] = true
-	}
-	return len(seen)
+	return len(r.seen)
 }
 
 // certs is a CA with a server certificate for 127.0.0.1 and a client
@@ -531,6 +529,37 @@ func (f *forward) metric(tb testing.TB, name string, labels ...string) float64 {
 		}
 	}
 	return sum
+}
+
+// histogram returns the count and sum of a histogram of f's registry, and
+// how many observations exceeded over (a bucket bound).
+func (f *forward) histogram(tb testing.TB, name string, over float64) (count uint64, sum float64, above uint64) {
+	tb.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			if h == nil {
+				continue
+			}
+			count += h.GetSampleCount()
+			sum += h.GetSampleSum()
+			below := uint64(0)
+			for _, b := range h.GetBucket() {
+				if b.GetUpperBound() <= over {
+					below = b.GetCumulativeCount()
+				}
+			}
+			above += h.GetSampleCount() - below
+		}
+	}
+	return count, sum, above
 }
 
 func hasLabel(m *dto.Metric, name, value string) bool {

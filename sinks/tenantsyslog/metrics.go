@@ -34,6 +34,7 @@ type Metrics struct {
 	connects   *prometheus.CounterVec
 	unresolved *prometheus.CounterVec
 	parkErrs   prometheus.Counter
+	paced      prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -89,6 +90,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vpipe_tenant_park_errors_total",
 			Help: "Failed writes to the parked topic; the stage retries the batch.",
 		}),
+		paced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vpipe_tenant_replay_paced_seconds_total",
+			Help: "Time the replay waited so that live events go first while the stage is behind (summed over the replay's readers).",
+		}),
 	}
 	for _, r := range []string{ReasonNoLabel, ReasonUnknown, ReasonAmbiguous, ReasonNoDestination, ReasonRemoved} {
 		for _, res := range []string{ResultCatchAll, ResultDropped} {
@@ -96,7 +101,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.sent, m.failed, m.parked, m.replayed, m.resent, m.truncated, m.depth, m.up, m.parking, m.connects, m.unresolved, m.parkErrs)
+		reg.MustRegister(m.sent, m.failed, m.parked, m.replayed, m.resent, m.truncated, m.depth, m.up, m.parking, m.connects, m.unresolved, m.parkErrs, m.paced)
 	}
 	return m
 }

@@ -40,35 +40,9 @@ type Replayer struct {
 	cfg ReplayerConfig
 	log *slog.Logger
 
-	mu     sync.Mutex
-	parts  map[int]*pstate
-	wg     sync.WaitGroup // catch-ups
-	counts pendingCounts
-}
-
-// pendingCounts counts, per record key, the partitions where that
-// destination's parked records wait for a catch-up: a destination with
-// any is not close to caught up.
-type pendingCounts struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *pendingCounts) add(key string, d int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[string]int{}
-	}
-	if c.n[key] += d; c.n[key] <= 0 {
-		delete(c.n, key)
-	}
-}
-
-func (c *pendingCounts) has(key string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[key] > 0
+	mu    sync.Mutex
+	parts map[int]*pstate
+	wg    sync.WaitGroup // catch-ups
 }
 
 // pstate is the replayer's view of one partition of the parked topic.
@@ -82,31 +56,12 @@ type pstate struct {
 	done      int64 // the group loop handled everything below, but for pending
 	committed int64
 	pending   map[string]*pend // by record key (tenant + "\x00" + destination)
-	counts    *pendingCounts
-}
-
-// setPending records where key's unsent records start. ps.mu is held.
-func (ps *pstate) setPending(key string, p *pend) {
-	if _, ok := ps.pending[key]; !ok {
-		ps.counts.add(key, 1)
-	}
-	ps.pending[key] = p
-}
-
-// delPending forgets key's pending records. ps.mu is held.
-func (ps *pstate) delPending(key string) {
-	if _, ok := ps.pending[key]; ok {
-		delete(ps.pending, key)
-		ps.counts.add(key, -1)
-	}
 }
 
 // forget drops every pending entry (the partition is dropped).
 func (ps *pstate) forget() {
 	ps.mu.Lock()
-	for key := range ps.pending {
-		ps.delPending(key)
-	}
+	clear(ps.pending)
 	ps.mu.Unlock()
 	ps.stop()
 }
@@ -140,7 +95,6 @@ func (s *Sink) Replayer(cfg ReplayerConfig) *Replayer {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
 	rp := &Replayer{s: s, cfg: cfg, log: s.log.With("component", "tenant-replay"), parts: map[int]*pstate{}}
-	s.replayer.Store(rp)
 	return rp
 }
 
@@ -148,6 +102,25 @@ func (s *Sink) Replayer(cfg ReplayerConfig) *Replayer {
 // group. It returns nil; Kafka and destination failures are retried.
 func (rp *Replayer) Run(ctx context.Context) error {
 	c := rp.s.cfg
+	// The backlog must be known before the group loop reads it (recover.go).
+	for attempt := 0; ; attempt++ {
+		err := rp.s.recover(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		d := backoff(attempt, 100*time.Millisecond, 5*time.Second)
+		rp.log.Warn("replay waits for the parked topic", "error", err, "backoff", d)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		}
+	}
 	errLog := rp.log.With("component", "tenant-replay-kafka")
 	rd := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:               c.Brokers,
@@ -225,7 +198,7 @@ func (rp *Replayer) state(ctx context.Context, part int, first int64) *pstate {
 	ps := rp.parts[part]
 	if ps == nil {
 		cctx, stop := context.WithCancel(ctx)
-		ps = &pstate{part: part, ctx: cctx, stop: stop, next: first, done: first, committed: first, pending: map[string]*pend{}, counts: &rp.counts}
+		ps = &pstate{part: part, ctx: cctx, stop: stop, next: first, done: first, committed: first, pending: map[string]*pend{}}
 		rp.parts[part] = ps
 	}
 	return ps
@@ -279,13 +252,18 @@ type sending struct {
 	key string
 }
 
+// paced waits until the pacer lets the replay send n events; false when
+// ctx ended.
+func (s *Sink) paced(ctx context.Context, n int) bool {
+	return s.pace == nil || s.pace.take(ctx, n)
+}
+
 // handle sends a batch of parked records: each to its destination unless
 // the destination has a catch-up pending in that partition (then the
 // catch-up sends it) or is down (then it gets one). It waits at most
 // ReplayTimeout; what is not sent by then is left to a catch-up.
 func (rp *Replayer) handle(ctx context.Context, msgs []kafka.Message) {
 	snap := rp.s.snap.Load()
-	start := time.Now()
 	waiters := map[*route]*waiter{}
 	var sends []sending
 	groups := map[*route][]*item{}
@@ -309,7 +287,7 @@ func (rp *Replayer) handle(ctx context.Context, msgs []kafka.Message) {
 			ts := rp.targets(snap, tenant, dest)
 			for _, r := range ts {
 				if !r.up.Load() {
-					ps.setPending(key, &pend{from: m.Offset})
+					ps.pending[key] = &pend{from: m.Offset}
 					break
 				}
 			}
@@ -339,7 +317,7 @@ func (rp *Replayer) handle(ctx context.Context, msgs []kafka.Message) {
 	for _, r := range order {
 		g, w := groups[r], waiters[r]
 		w.add(len(g))
-		if r.enqueueReplay(g) {
+		if rp.s.paced(ctx, len(g)) && r.enqueueReplay(g) {
 			waits = append(waits, routeWait{r: r, w: w})
 		} else {
 			w.n.Add(-int64(len(g)))
@@ -349,7 +327,9 @@ func (rp *Replayer) handle(ctx context.Context, msgs []kafka.Message) {
 		}
 		w.finish()
 	}
-	waitRoutes(ctx, waits, start.Add(rp.s.cfg.ReplayTimeout), rp.s.cfg.StallTimeout)
+	// The wait starts once the events are queued: pacing is no reason to
+	// leave them to a catch-up.
+	waitRoutes(ctx, waits, time.Now().Add(rp.s.cfg.ReplayTimeout), rp.s.cfg.StallTimeout)
 	for _, sd := range sends {
 		if settle(sd.it) {
 			sd.it.r.markReplayed(sd.it.part, sd.it.off)
@@ -357,7 +337,7 @@ func (rp *Replayer) handle(ctx context.Context, msgs []kafka.Message) {
 		} else {
 			sd.ps.mu.Lock()
 			if p, ok := sd.ps.pending[sd.key]; !ok || sd.it.off < p.from {
-				sd.ps.setPending(sd.key, &pend{from: sd.it.off})
+				sd.ps.pending[sd.key] = &pend{from: sd.it.off}
 			}
 			sd.ps.mu.Unlock()
 		}
@@ -493,7 +473,7 @@ func (rp *Replayer) catchUp(ps *pstate, key string, p *pend) {
 			return
 		}
 		if p.from >= ps.next {
-			ps.delPending(key)
+			delete(ps.pending, key)
 			ps.mu.Unlock()
 			rp.log.Info("destination caught up with its parked events", "tenant", tenant, "destination", dest, "partition", ps.part)
 			return
@@ -553,6 +533,9 @@ func (rp *Replayer) sendAll(ctx context.Context, snap *snapshot, tenant, dest st
 		return -1, true // dropped, counted
 	}
 	for {
+		if !rp.s.paced(ctx, len(msgs)*len(ts)) {
+			return -1, false
+		}
 		w := newWaiter()
 		var items []*item
 		for _, r := range ts {

@@ -148,9 +148,10 @@ func TestTwoProcesses(t *testing.T) {
 		}
 	}
 	for k, r := range recvs {
-		if r.distinct() != from/4 {
-			t.Errorf("t%d: %d events, want %d", k, r.distinct(), from/4)
-		}
+		// A tenant may still be parking in one process (one that started
+		// after the other had parked t0's events parks the destinations
+		// of that partition behind them): its events come, later.
+		waitFor(t, 60*time.Second, fmt.Sprintf("t%d's events", k), func() bool { return r.distinct() == from/4 })
 		if !slices.IsSorted(r.received()) && k == 0 {
 			t.Logf("t0's events arrived out of order across processes (allowed: order is per partition)")
 		}

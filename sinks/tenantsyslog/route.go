@@ -106,9 +106,8 @@ func (w *waiter) finish() {
 
 // Route modes: how the live side treats a destination's new events.
 const (
-	modeLive     int32 = iota // queued and sent
-	modeParking               // parked: the destination is down or slow, or parked events wait for replay
-	modeDraining              // queued but held until the replay has sent every parked event
+	modeLive    int32 = iota // queued and sent
+	modeParking              // parked: the destination is down or slow, or parked events wait for replay
 )
 
 // parkPos is where a route's last parked event went.
@@ -148,31 +147,20 @@ type route struct {
 	replay   []*item
 	lastPark parkPos
 	replayed map[int]int64 // per parked partition, the last offset replayed
-	// parkedN counts the events this process parked, replayedN those the
-	// replayer of this process sent: their difference is the backlog when
-	// one process does both.
-	parkedN, replayedN int64
-	wake               chan struct{}
+	wake     chan struct{}
 
 	// Used by Write only (one goroutine at a time).
-	batch        []*item
-	wgen         uint64  // the Write that last touched the route
-	ww           *waiter // this Write's items of this route
-	wmode        int32   // the mode admit gave this Write
-	wqueued      bool    // this Write's items were queued (not parked at once)
-	wlate        bool    // some of this Write's items were not sent in time
-	drainNext    time.Time
-	drainBackoff time.Duration
+	batch []*item
+	wgen  uint64  // the Write that last touched the route
+	ww    *waiter // this Write's items of this route
+	wmode int32   // the mode admit gave this Write
+	wlate bool    // some of this Write's items were not sent in time
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
 	conn   atomic.Pointer[net.Conn]
 }
-
-// drainMaxBackoff caps the wait between two attempts to leave parking
-// mode that did not succeed within a batch.
-const drainMaxBackoff = 30 * time.Second
 
 func newRoute(parent context.Context, tenant, name string, d tenants.Destination, queueCap int, m *Metrics, log *slog.Logger) (*route, error) {
 	f, err := newFormatter(d, tenant, name)
@@ -335,40 +323,23 @@ func (r *route) caughtUp() bool {
 	return ok && off >= r.lastPark.off
 }
 
-// A parking route whose backlog is this close to replayed tries
-// draining: in offsets of its parked partition (replay progress another
-// process committed counts), or in events (when this process both parks
-// and replays).
-const (
-	closeGap   = 4096
-	closeCount = 1024
-)
-
 // admit decides, once per Write, how the route takes this batch's events:
-// a parking route whose endpoint is up goes live when its parked events
-// are all replayed, or drains (holds new events until they are) when the
-// replay is close (no catch-up reader still at work in this process, and
-// the backlog small), no failed attempt asks to wait, and the sender is
-// not stalled. Called by Write only.
-func (r *route) admit(now time.Time, stall time.Duration, catchingUp bool) int32 {
+// a parking route whose endpoint is up goes live once every event parked
+// before is replayed; until then the batch's events are parked behind
+// them. Write never waits for the replay: what it parks now is parked
+// after what it parked before (Write runs one batch at a time and waits
+// for its park), and what the replay sends goes out before any live
+// event (the sender takes replayed items first), so the order holds
+// however the two interleave. Called by Write only.
+func (r *route) admit() int32 {
 	if r.mode.Load() != modeParking || !r.up.Load() {
 		return r.mode.Load()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.mode.Load() != modeParking {
-		return r.mode.Load()
-	}
-	off, ok := r.replayed[r.lastPark.part]
-	close := !catchingUp && (ok && off >= r.lastPark.off-closeGap || r.replayedN > 0 && r.replayedN >= r.parkedN-closeCount)
-	switch {
-	case r.caughtUp():
+	if r.mode.Load() == modeParking && r.caughtUp() {
 		r.setMode(modeLive)
 		r.log.Info("destination back: parked events replayed, sending live again")
-	case close && now.After(r.drainNext) && !r.stalled(now, stall):
-		// A sender blocked on the endpoint (slow, or its rate limit) would
-		// not send the held events in time: no point in trying.
-		r.setMode(modeDraining)
 	}
 	return r.mode.Load()
 }
@@ -387,25 +358,13 @@ func (r *route) setBusy(on bool) {
 	}
 }
 
-// drained records the outcome of a Write for a route that was draining:
-// after a failed attempt the next one waits longer.
-func (r *route) drained(ok bool, now time.Time) {
-	if ok {
-		r.drainBackoff = 0
-		return
-	}
-	r.log.Debug("the replay did not finish within the batch; parking again")
-	r.drainBackoff = min(max(2*r.drainBackoff, time.Second), drainMaxBackoff)
-	r.drainNext = now.Add(r.drainBackoff)
-}
-
-// enqueueLive queues items (all or none) in the given mode, which admit
-// returned. It fails when the route switched to parking meanwhile, is
-// down, or cannot hold them all; the caller then parks them.
-func (r *route) enqueueLive(items []*item, mode int32) bool {
+// enqueueLive queues items (all or none). It fails when the route
+// switched to parking meanwhile, is down, or cannot hold them all; the
+// caller then parks them.
+func (r *route) enqueueLive(items []*item) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.mode.Load() != mode || mode == modeParking {
+	if r.mode.Load() != modeLive {
 		return false
 	}
 	if !r.up.Load() || len(r.live)+len(items) > r.queueCap {
@@ -417,9 +376,7 @@ func (r *route) enqueueLive(items []*item, mode int32) bool {
 	}
 	r.live = append(r.live, items...)
 	r.updateDepth()
-	if mode == modeLive {
-		r.signal()
-	}
+	r.signal()
 	return true
 }
 
@@ -446,17 +403,14 @@ func (r *route) noteParked(part int, off int64) {
 	if !r.lastPark.set || r.lastPark.part != part || off > r.lastPark.off {
 		r.lastPark = parkPos{part: part, off: off, set: true}
 	}
-	r.parkedN++
 	r.mu.Unlock()
 }
 
 // markReplayed records that this process's replayer sent the parked
-// event at offset off of partition part; a draining route goes live when
-// that covers its last parked event.
+// event at offset off of partition part.
 func (r *route) markReplayed(part int, off int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.replayedN++
 	r.replayedTo(part, off)
 }
 
@@ -473,22 +427,17 @@ func (r *route) replayedTo(part int, off int64) {
 		return
 	}
 	r.replayed[part] = off
-	if r.mode.Load() == modeDraining && r.caughtUp() {
-		r.setMode(modeLive)
-		r.log.Info("destination back: parked events replayed, sending live again")
-	}
 }
 
 // waitingForReplay reports the position of the last parked event while
-// the route waits for the replay to reach it, and whether it is draining
-// (holding a batch meanwhile).
-func (r *route) waitingForReplay() (part int, off int64, draining, ok bool) {
+// the route waits for the replay to reach it.
+func (r *route) waitingForReplay() (part int, off int64, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.mode.Load() == modeLive || !r.up.Load() || r.caughtUp() {
-		return 0, 0, false, false
+		return 0, 0, false
 	}
-	return r.lastPark.part, r.lastPark.off, r.mode.Load() == modeDraining, true
+	return r.lastPark.part, r.lastPark.off, true
 }
 
 // take waits for items to send: replayed ones first, live ones while the

@@ -30,21 +30,20 @@
 // others sharing its partition: the replayer remembers where that
 // destination's parked events start, goes on with the others, and reads
 // that destination's part again with its own reader when it is back
-// (committing no further than that point meanwhile).
+// (committing no further than that point meanwhile). While the stage is
+// behind with live events, the replay sends at most Config.ReplayShare
+// parked events per live one (pace.go): a backlog must not slow the
+// other tenants' live traffic on the same cores.
 //
 // A parking destination goes live again only after the replay has sent
 // every event it parked (in this process: exactly; across processes: once
-// the replay group committed past its last parked record), so a tenant
-// receives its events in the order they were parked. While the replay is
-// about to finish, new events are held in the queue (draining) rather
-// than parked; if the replay does not finish within twice StallTimeout
-// they are parked after all and the next attempt waits longer (1s, then
-// doubling up to 30s).
-//
-// After a crash, events the crashed process parked may be replayed after
-// newer events that its successor sent live: the successor does not know
-// they were parked. Duplicates and this reordering are possible then;
-// loss is not.
+// the replay group committed past its last parked record); until then its
+// new events are parked behind the others, so a tenant receives its
+// events in the order they were parked, and Write never waits for a
+// replay. A process that starts while the parked topic holds a backlog
+// parks the new events of the destinations that may have some in it
+// until the replay has sent it (recover.go), so the order holds across a
+// crash too.
 //
 // # Delivery
 //
@@ -111,6 +110,10 @@ type Config struct {
 	// before leaving its events to a catch-up reader (default 1s).
 	ReplayBatchSize int
 	ReplayTimeout   time.Duration
+	// ReplayShare is how many parked events the replay may send per live
+	// record the stage handles while the stage is behind (default 0.2;
+	// negative: no pacing). See pacer.
+	ReplayShare float64
 	// WatchInterval is how often a destination waiting for another
 	// process's replay checks its progress (default 1s).
 	WatchInterval time.Duration
@@ -142,6 +145,9 @@ func (c *Config) setDefaults() {
 	if c.ReplayTimeout <= 0 {
 		c.ReplayTimeout = time.Second
 	}
+	if c.ReplayShare == 0 {
+		c.ReplayShare = 0.2
+	}
 	if c.WatchInterval <= 0 {
 		c.WatchInterval = time.Second
 	}
@@ -170,10 +176,13 @@ type Sink struct {
 
 	mu       sync.Mutex // SetRegistry and Close
 	snap     atomic.Pointer[snapshot]
-	replayer atomic.Pointer[Replayer]
 	parker   *parker
+	pace     *pacer // nil: the replay is not paced
 	watching sync.WaitGroup
 	closed   bool
+
+	backlog    atomic.Pointer[backlog] // nil until recover read it (recover.go)
+	recovering sync.Mutex              // held while reading it
 
 	unresolved [5][2]prometheus.Counter // by reason, result
 
@@ -224,6 +233,9 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Sink, error) {
 	}
 	for range min(4, max(1, runtime.GOMAXPROCS(0))) {
 		s.workers = append(s.workers, &worker{envelope: syslog.NewParser(syslog.Options{}), msgOf: -1})
+	}
+	if cfg.ReplayShare > 0 {
+		s.pace = newPacer(cfg.ReplayShare, cfg.DeliverTimeout+500*time.Millisecond, m.paced)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	reasons := []string{ReasonNoLabel, ReasonUnknown, ReasonAmbiguous, ReasonNoDestination, ReasonRemoved}
@@ -276,6 +288,8 @@ func (s *Sink) SetRegistry(reg *tenants.Registry) error {
 		}
 		if prev != nil {
 			r.inherit(prev)
+		} else if b := s.backlog.Load(); b != nil {
+			s.markBacklog(b, r)
 		}
 		next.byKey[key] = r
 		return r
@@ -320,9 +334,15 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := s.recover(ctx); err != nil {
+		return err
+	}
 	snap := s.snap.Load()
 	now := time.Now()
 	s.gen++
+	if s.pace != nil {
+		s.pace.wrote(len(batch), behindBy(batch))
+	}
 
 	// Resolve every record, and decide for each destination it touches
 	// whether this batch's events are sent or parked.
@@ -344,8 +364,8 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	}
 	parking := false
 	for _, r := range touched {
-		r.wmode = r.admit(now, s.cfg.StallTimeout, s.catchingUp(r))
-		r.wqueued, r.wlate = false, false
+		r.wmode = r.admit()
+		r.wlate = false
 		r.ww = newWaiter()
 		parking = parking || r.wmode == modeParking
 	}
@@ -370,8 +390,8 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	for _, r := range touched {
 		if len(r.batch) > 0 {
 			r.ww.add(len(r.batch))
-			if r.wqueued = r.enqueueLive(r.batch, r.wmode); r.wqueued {
-				waits = append(waits, routeWait{r, r.ww, r.wmode == modeDraining})
+			if r.enqueueLive(r.batch) {
+				waits = append(waits, routeWait{r, r.ww})
 			} else {
 				r.ww.n.Add(-int64(len(r.batch)))
 				for _, it := range r.batch {
@@ -400,9 +420,6 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 			r.mu.Lock()
 			r.toParking()
 			r.mu.Unlock()
-		}
-		if r.wmode == modeDraining {
-			r.drained(!r.wlate, now)
 		}
 	}
 	var err error
@@ -465,20 +482,10 @@ func settle(it *item) bool {
 	}
 }
 
-// catchingUp reports whether this process's replayer is still catching
-// up with r's parked events in some partition.
-func (s *Sink) catchingUp(r *route) bool {
-	rp := s.replayer.Load()
-	return rp != nil && rp.counts.has(r.key)
-}
-
 // routeWait is a route with a waiter for some of its items.
 type routeWait struct {
 	r *route
 	w *waiter
-	// draining: the items are held until the replay finished; they wait
-	// twice the stall time at most.
-	draining bool
 }
 
 // waitRoutes waits for the items of each route until deadline, giving up
@@ -494,15 +501,6 @@ func waitRoutes(ctx context.Context, waits []routeWait, deadline time.Time, stal
 		}
 	}()
 	for _, rw := range waits {
-		until := deadline
-		if rw.draining {
-			// Held events wait for the replay's last few records, no
-			// longer: otherwise they are parked and the next attempt
-			// waits longer.
-			if d := time.Now().Add(2 * stall); d.Before(deadline) {
-				until = d
-			}
-		}
 	wait:
 		for {
 			select {
@@ -511,19 +509,13 @@ func waitRoutes(ctx context.Context, waits []routeWait, deadline time.Time, stal
 			default:
 			}
 			now := time.Now()
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || !now.Before(deadline) {
 				return
-			}
-			if !now.Before(until) {
-				if !now.Before(deadline) {
-					return
-				}
-				break wait
 			}
 			if rw.r.stalled(now, stall) {
 				break wait
 			}
-			d := min(until.Sub(now), poll)
+			d := min(deadline.Sub(now), poll)
 			if t == nil {
 				t = time.NewTimer(d)
 			} else {
@@ -699,15 +691,13 @@ func (wk *worker) message(ev *pipeline.Event, i int) []byte {
 }
 
 // watch lets routes that wait for the replay of another process learn
-// its progress from the replay group's committed offsets: every
-// WatchInterval, and ten times as often while a route is draining (a
-// batch is waiting).
+// its progress from the replay group's committed offsets, every
+// WatchInterval.
 func (s *Sink) watch() {
 	defer s.watching.Done()
-	t := time.NewTicker(max(s.cfg.WatchInterval/10, 20*time.Millisecond))
+	t := time.NewTicker(s.cfg.WatchInterval)
 	defer t.Stop()
 	client := &kafka.Client{Addr: kafka.TCP(s.cfg.Brokers...), Transport: s.cfg.Transport}
-	var last time.Time
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -722,18 +712,15 @@ func (s *Sink) watch() {
 		}
 		var waits []wait
 		parts := map[int]bool{}
-		urgent := false
 		for _, r := range snap.byKey {
-			if p, off, draining, ok := r.waitingForReplay(); ok {
+			if p, off, ok := r.waitingForReplay(); ok {
 				waits = append(waits, wait{r, p, off})
 				parts[p] = true
-				urgent = urgent || draining
 			}
 		}
-		if len(waits) == 0 || (!urgent && time.Since(last) < s.cfg.WatchInterval) {
+		if len(waits) == 0 {
 			continue
 		}
-		last = time.Now()
 		req := &kafka.OffsetFetchRequest{GroupID: s.cfg.ReplayGroupID, Topics: map[string][]int{s.cfg.ParkedTopic: nil}}
 		for p := range parts {
 			req.Topics[s.cfg.ParkedTopic] = append(req.Topics[s.cfg.ParkedTopic], p)
