@@ -49,10 +49,11 @@ func TopicFor(dataset string) string {
 // column of DESIGN.md's topic table, so that the events that must stay in
 // order share a partition: one tenant's firewall events (log label or rule
 // tag), one vCenter object, one VeloCloud enterprise, one ticket (label
-// ticket_id or ticket_number), the audit trail of one VM (label
-// vm_external_id, else host.hostname). Events without such a field are
-// keyed by their sending host; on the nsx topic that is the NSX Manager
-// (observer.hostname), so one manager's audit log stays in order.
+// ticket_id or ticket_number), one VM's membership of one NSX group, the
+// audit trail of one VM (label vm_external_id, else host.hostname).
+// Events without such a field are keyed by their sending host; for NSX
+// audit log lines that is the NSX Manager (observer.hostname), so one
+// manager's audit log stays in order.
 func AppendKey(dst []byte, e *Event) []byte {
 	switch TopicFor(e.Dataset) {
 	case TopicFirewall:
@@ -76,6 +77,21 @@ func AppendKey(dst []byte, e *Event) []byte {
 		}
 		if n := e.Label("ticket_number"); n != "" {
 			return append(dst, n...)
+		}
+	case TopicNSX:
+		// A membership change: its group and VM (labels nsx_group and
+		// vm_external_id or vm_ref, pipeline/nsxgroups), so one VM's
+		// joins and leaves of one group stay in order while the groups and
+		// VMs spread over the partitions. NSX audit log lines fall through
+		// to their manager.
+		if g := e.Label("nsx_group"); g != "" && e.Dataset == DatasetGroupMembership {
+			vm := e.Label("vm_external_id")
+			if vm == "" {
+				vm = e.Label("vm_ref")
+			}
+			dst = append(dst, g...)
+			dst = append(dst, '/')
+			return append(dst, vm...)
 		}
 	case TopicAudit:
 		if vm := e.Label("vm_external_id"); vm != "" {

@@ -103,6 +103,7 @@ func (p *proc) startJIT(roles map[string]bool, reg *prometheus.Registry, m *stag
 		Field: j.Field, Tag: nsx.Tag{Scope: j.Tag.Scope, Tag: j.Tag.Tag},
 		MaxDuration: j.MaxDuration.D(), ReconcileInterval: j.ReconcileInterval.D(),
 		Queues: j.Queues, SearchLimit: j.SearchLimit,
+		NSXManager: nsxManagerHost(n.URL),
 	}, jitaccess.Deps{
 		Tickets: zc, VMs: vc, NSX: nc, Store: store, Audit: p.producer,
 		Metrics: jitaccess.NewMetrics(reg), Log: p.log,

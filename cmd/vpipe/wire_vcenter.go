@@ -132,6 +132,7 @@ func newTagSync(cfg *config.Config, nm *nsx.Metrics, tm *tagsync.Metrics, audit 
 	sink, err := tagsync.New(tagsync.Config{
 		VCenter: ts.VCenter, Servers: ts.Servers, Categories: ts.Categories, Tags: ts.Tags,
 		ReconcileInterval: interval, Concurrency: ts.Concurrency, DryRun: dry,
+		NSXManager: nsxManagerHost(n.URL),
 	}, tagsync.Deps{VCenter: conn, NSX: nc, Audit: audit, Metrics: tm, Log: log})
 	if err != nil {
 		nc.Close(context.Background())
