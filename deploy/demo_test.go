@@ -318,22 +318,22 @@ func TestComposeSimulators(t *testing.T) {
 	}
 	c := main.cfg
 	for i, v := range c.Sources.VCenter {
-		eps = append(eps, endpoint{"vcenter", fmt.Sprintf("sources.vcenter[%d]", i), v.URL, v.Username, v.PasswordEnv, v.Insecure})
+		eps = append(eps, endpoint{"vcenter", fmt.Sprintf("sources.vcenter[%d]", i), v.URL, v.Username, v.PasswordEnv, v.TLS.InsecureSkipVerify})
 		if ts := c.Stages.TagSync; ts != nil && ts.VCenter == v.Name {
-			eps = append(eps, endpoint{"tag-sync", fmt.Sprintf("sources.vcenter[%d]", i), v.URL, v.Username, v.PasswordEnv, v.Insecure})
+			eps = append(eps, endpoint{"tag-sync", fmt.Sprintf("sources.vcenter[%d]", i), v.URL, v.Username, v.PasswordEnv, v.TLS.InsecureSkipVerify})
 		}
 	}
 	if ts := c.Stages.TagSync; ts != nil {
-		eps = append(eps, endpoint{"tag-sync", "stages.tag_sync.nsx", ts.NSX.URL, ts.NSX.Username, ts.NSX.PasswordEnv, ts.NSX.Insecure})
+		eps = append(eps, endpoint{"tag-sync", "stages.tag_sync.nsx", ts.NSX.URL, ts.NSX.Username, ts.NSX.PasswordEnv, ts.NSX.TLS.InsecureSkipVerify})
 	}
 	for i, g := range c.Sources.NSXGroups {
 		eps = append(eps, endpoint{"nsx-groups", fmt.Sprintf("sources.nsx_groups[%d]", i), g.URL, g.Username, g.PasswordEnv, g.TLS.InsecureSkipVerify})
 	}
 	if j := config.JITStage(c); j != nil {
 		eps = append(eps,
-			endpoint{"jit-access", "stages.jit_access.znuny", j.Znuny.URL, j.Znuny.Username, j.Znuny.PasswordEnv, j.Znuny.Insecure},
-			endpoint{"jit-access", "stages.jit_access.vcenter", j.VCenter.URL, j.VCenter.Username, j.VCenter.PasswordEnv, j.VCenter.Insecure},
-			endpoint{"jit-access", "stages.jit_access.nsx", j.NSX.URL, j.NSX.Username, j.NSX.PasswordEnv, j.NSX.Insecure})
+			endpoint{"jit-access", "stages.jit_access.znuny", j.Znuny.URL, j.Znuny.Username, j.Znuny.PasswordEnv, j.Znuny.TLS.InsecureSkipVerify},
+			endpoint{"jit-access", "stages.jit_access.vcenter", j.VCenter.URL, j.VCenter.Username, j.VCenter.PasswordEnv, j.VCenter.TLS.InsecureSkipVerify},
+			endpoint{"jit-access", "stages.jit_access.nsx", j.NSX.URL, j.NSX.Username, j.NSX.PasswordEnv, j.NSX.TLS.InsecureSkipVerify})
 	}
 	if _, f := c.ForensicsConfig(); f != nil {
 		eps = append(eps, endpoint{"forensics", "stages.forensics.vcenter", f.VCenter.URL, f.VCenter.Username, f.VCenter.PasswordEnv, f.VCenter.TLS.InsecureSkipVerify})
@@ -380,7 +380,7 @@ func TestComposeSimulators(t *testing.T) {
 			if sim.value("tls") == "true" {
 				scheme = "https"
 				if !e.insecure {
-					t.Errorf("%s: vcsim's certificate is self-signed for no name: set insecure (demo only)", where)
+					t.Errorf("%s: vcsim's certificate is self-signed for no name: set tls.insecure_skip_verify (demo only)", where)
 				}
 			}
 			if e.user != sim.value("username") || secret() != sim.value("password") {

@@ -51,7 +51,7 @@ sources:
       url: {{q .VCenter}}
       username: {{q vcUser}}
       password_file: {{q .Secrets "vcenter.password"}}
-      ca_file: {{q .VCenterCA}}
+      tls: {ca_file: {{q .VCenterCA}}}
       poll_interval: 200ms
       start_lookback: 10m
       max_backoff: 2s
@@ -100,7 +100,7 @@ stages:
       auth: session
       username: {{q nsxUser}}
       password_file: {{q .Secrets "nsx.password"}}
-      ca_file: {{q .NSXCA}}
+      tls: {ca_file: {{q .NSXCA}}}
   jit_access:                   # a locked ticket → an NSX tag on its VM
     field: JITAccessVM
     tag: {scope: jit, tag: ssh}
@@ -114,13 +114,13 @@ stages:
       url: {{q .VCenter}}
       username: {{q vcUser}}
       password_file: {{q .Secrets "vcenter.password"}}
-      ca_file: {{q .VCenterCA}}
+      tls: {ca_file: {{q .VCenterCA}}}
     nsx:
       url: {{q .NSX}}
       auth: session
       username: {{q nsxUser}}
       password_file: {{q .Secrets "nsx.password"}}
-      ca_file: {{q .NSXCA}}
+      tls: {ca_file: {{q .NSXCA}}}
   forensics:                    # a VM joins Quarantine → snapshot + port mirror
     vcenter:
       url: {{q .VCenter}}

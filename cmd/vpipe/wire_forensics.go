@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
@@ -91,7 +88,7 @@ func newNSXGroupsSource(sc config.NSXGroupsSource, nm *nsx.Metrics, deps nsxgrou
 	if err != nil {
 		return nil, err
 	}
-	tc, err := forensicsTLS(sc.TLS)
+	tc, err := clientTLS("sources.nsx_groups "+sc.Name, sc.TLS, deps.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -161,8 +158,8 @@ func newForensicsStage(st *config.ForensicsStage, brokers []string, prefix strin
 	if err != nil {
 		return nil, err
 	}
-	if st.VCenter.TLS.InsecureSkipVerify {
-		log.Warn("TLS certificate verification of vCenter is off (insecure)", "component", "forensics", "vcenter", st.VCenter.URL)
+	if _, err := clientTLS("stages.forensics.vcenter", st.VCenter.TLS, log); err != nil {
+		return nil, fmt.Errorf("vcenter: %w", err)
 	}
 	fs := &forensicsStage{
 		cfg: st,
@@ -265,22 +262,4 @@ func (f *forensicsStage) connect(ctx context.Context, log *slog.Logger) (vc *vim
 		}
 		d = min(2*d, time.Minute)
 	}
-}
-
-// forensicsTLS is the TLS configuration of an NSX client: the system's
-// roots or the CA file, verification off only on request.
-func forensicsTLS(c config.ClientTLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
 }

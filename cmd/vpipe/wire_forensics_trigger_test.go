@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,7 +34,7 @@ func TestNSXGroupsTriggers(t *testing.T) {
 	r := newTagSyncRig(t)
 	ctx := context.Background()
 	// The quarantine group: VMs tagged sec|pci.
-	tc, err := forensicsTLS(config.ClientTLS{CAFile: r.nsxCA})
+	tc, err := clientTLS("test", config.ClientTLS{CAFile: r.nsxCA}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,13 +61,13 @@ syslog: [{transport: tcp, address: "127.0.0.1:0"}]
 http: {address: "127.0.0.1:0"}
 sources:
   vcenter:
-    - {name: vc1, url: %s, username: %s, password_env: VPIPE_TEST_VC_PW, ca_file: %s, poll_interval: 50ms, max_backoff: 1s}
+    - {name: vc1, url: %s, username: %s, password_env: VPIPE_TEST_VC_PW, tls: {ca_file: %s}, poll_interval: 50ms, max_backoff: 1s}
 stages:
   tag_sync:
     vcenter: vc1
     categories: {security: sec}
     reconcile_interval: 1h
-    nsx: {url: %s, auth: session, username: vpipe-tagsync, password_env: VPIPE_TEST_NSX_PW, ca_file: %s}
+    nsx: {url: %s, auth: session, username: vpipe-tagsync, password_env: VPIPE_TEST_NSX_PW, tls: {ca_file: %s}}
 `, filepath.Join(r.dir, "data"), r.sim.Conn.URL, vcentertest.Username, r.sim.Conn.CAFile, r.url, r.nsxCA)))
 	if err != nil {
 		t.Fatal(err)

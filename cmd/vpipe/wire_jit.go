@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,12 +40,9 @@ func (p *proc) startJIT(roles map[string]bool, reg *prometheus.Registry, m *stag
 	if err != nil {
 		return err
 	}
-	ztls, err := jitTLS(j.Znuny.CAFile, j.Znuny.Insecure)
+	ztls, err := clientTLS(at+".znuny", j.Znuny.TLS, p.log)
 	if err != nil {
 		return fmt.Errorf("%s.znuny: %w", at, err)
-	}
-	if j.Znuny.Insecure {
-		p.log.Warn("TLS certificate verification of Znuny is off (insecure)", "component", "znuny")
 	}
 	zc, err := znuny.New(znuny.Config{
 		URL: j.Znuny.URL, Auth: j.Znuny.Auth, Username: j.Znuny.Username, Password: zpass,
@@ -62,9 +56,13 @@ func (p *proc) startJIT(roles map[string]bool, reg *prometheus.Registry, m *stag
 	if err != nil {
 		return err
 	}
+	// jitaccess warns of insecure_skip_verify itself.
+	if _, err := clientTLS(at+".vcenter", j.VCenter.TLS, nil); err != nil {
+		return fmt.Errorf("%s.vcenter: %w", at, err)
+	}
 	vc := jitaccess.NewVCenterDialer(jitaccess.VCenterConfig{
 		URL: j.VCenter.URL, Username: j.VCenter.Username, Password: vpass,
-		CAFile: j.VCenter.CAFile, Insecure: j.VCenter.Insecure,
+		CAFile: j.VCenter.TLS.CAFile, Insecure: j.VCenter.TLS.InsecureSkipVerify,
 	}, p.log)
 	p.closers = append(p.closers, closeWithin(vc.Logout))
 
@@ -77,7 +75,7 @@ func (p *proc) startJIT(roles map[string]bool, reg *prometheus.Registry, m *stag
 	if err != nil {
 		return err
 	}
-	ntls, err := jitTLS(n.CAFile, n.Insecure)
+	ntls, err := clientTLS(at+".nsx", n.TLS, p.log)
 	if err != nil {
 		return fmt.Errorf("%s.nsx: %w", at, err)
 	}
@@ -142,30 +140,6 @@ func (p *proc) wrapTicketWebhook(h http.Handler) (http.Handler, error) {
 	return ticket.RequireSignature(h, ticket.Signature{
 		Secret: []byte(secret), Header: j.Webhook.SignatureHeader, MaxBodyBytes: p.cfg.HTTP.MaxBodyBytes,
 	})
-}
-
-// jitTLS is the client TLS configuration for a CA file and the insecure
-// switch; nil means the system roots.
-func jitTLS(caFile string, insecure bool) (*tls.Config, error) {
-	if caFile == "" && !insecure {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", caFile)
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
 }
 
 // nsxMetrics returns the process's one *nsx.Metrics. nsx.NewMetrics

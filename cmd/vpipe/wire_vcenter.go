@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -44,7 +41,8 @@ func (p *proc) startVCenter(roles map[string]bool, reg *prometheus.Registry, m *
 		for i := range cfg.Sources.VCenter {
 			s := &cfg.Sources.VCenter[i]
 			at := fmt.Sprintf("sources.vcenter[%d]", i)
-			conn, err := vcenterConn(at, s)
+			// The source warns of insecure_skip_verify itself.
+			conn, err := vcenterConn(at, s, nil)
 			if err != nil {
 				return err
 			}
@@ -77,13 +75,16 @@ func (p *proc) startVCenter(roles map[string]bool, reg *prometheus.Registry, m *
 }
 
 // vcenterConn is how to reach the vCenter of a sources.vcenter entry.
-func vcenterConn(at string, s *config.VCenterSource) (vcenter.ConnConfig, error) {
+func vcenterConn(at string, s *config.VCenterSource, log *slog.Logger) (vcenter.ConnConfig, error) {
 	pw, err := s.Password(at)
 	if err != nil {
 		return vcenter.ConnConfig{}, err
 	}
+	if _, err := clientTLS(at, s.TLS, log); err != nil {
+		return vcenter.ConnConfig{}, fmt.Errorf("%s: %w", at, err)
+	}
 	return vcenter.ConnConfig{
-		URL: s.URL, Username: s.Username, Password: pw, CAFile: s.CAFile, Insecure: s.Insecure, Timeout: s.Timeout.D(),
+		URL: s.URL, Username: s.Username, Password: pw, CAFile: s.TLS.CAFile, Insecure: s.TLS.InsecureSkipVerify, Timeout: s.Timeout.D(),
 	}, nil
 }
 
@@ -97,12 +98,9 @@ func newTagSync(cfg *config.Config, nm *nsx.Metrics, tm *tagsync.Metrics, audit 
 		return nil, nil, fmt.Errorf("%s.vcenter: %q names no sources.vcenter entry", at, ts.VCenter)
 	}
 	i := slices.IndexFunc(cfg.Sources.VCenter, func(v config.VCenterSource) bool { return v.Name == ts.VCenter })
-	conn, err := vcenterConn(fmt.Sprintf("sources.vcenter[%d]", i), src)
+	conn, err := vcenterConn(fmt.Sprintf("sources.vcenter[%d]", i), src, log)
 	if err != nil {
 		return nil, nil, err
-	}
-	if conn.Insecure {
-		log.Warn("TLS certificate verification of vCenter is off (insecure)", "component", "tagsync", "vcenter", ts.VCenter)
 	}
 	n := ts.NSX
 	pw, err := config.Secret(at+".nsx.password", n.PasswordFile, n.PasswordEnv)
@@ -113,7 +111,7 @@ func newTagSync(cfg *config.Config, nm *nsx.Metrics, tm *tagsync.Metrics, audit 
 	if err != nil {
 		return nil, nil, err
 	}
-	tc, err := tagSyncTLS(n.CAFile, n.Insecure)
+	tc, err := clientTLS(at+".nsx", n.TLS, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s.nsx: %w", at, err)
 	}
@@ -148,30 +146,6 @@ func (f tagSyncCloser) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return f(ctx)
-}
-
-// tagSyncTLS is the TLS configuration of a client: nil (the system roots)
-// unless a CA file adds roots or insecure turns verification off.
-func tagSyncTLS(caFile string, insecure bool) (*tls.Config, error) {
-	if caFile == "" && !insecure {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, err
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
 }
 
 // cmdTagSync is `vpipe tagsync`.

@@ -101,7 +101,7 @@ sources:
       url: %s
       username: %s
       password_env: VPIPE_TEST_VC_PW
-      ca_file: %s
+      tls: {ca_file: %s}
       poll_interval: 50ms
       max_backoff: 1s
 stages:
@@ -114,7 +114,7 @@ stages:
       auth: session
       username: vpipe-tagsync
       password_env: VPIPE_TEST_NSX_PW
-      ca_file: %s
+      tls: {ca_file: %s}
 %s`, filepath.Join(r.dir, "data"), r.sim.Conn.URL, vcentertest.Username, r.sim.Conn.CAFile, r.url, r.nsxCA, extra)
 	f := filepath.Join(r.dir, "vpipe.yaml")
 	if err := os.WriteFile(f, []byte(y), 0o600); err != nil {

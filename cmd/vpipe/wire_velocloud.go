@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"os"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,7 +76,7 @@ func newVeloCloudSource(sc config.VeloCloudSource, deps velocloud.Deps) (*velocl
 	if err != nil {
 		return nil, err
 	}
-	hc, err := vcoHTTPClient(sc.TLS)
+	hc, err := vcoHTTPClient("sources.velocloud "+sc.Name, sc.TLS, deps.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -108,21 +106,15 @@ func newVeloCloudSource(sc config.VeloCloudSource, deps velocloud.Deps) (*velocl
 }
 
 // vcoHTTPClient is an HTTP client with the configured TLS trust.
-func vcoHTTPClient(c config.ClientTLS) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", c.CAFile)
-		}
-		tc.RootCAs = pool
+func vcoHTTPClient(at string, c config.ClientTLS, log *slog.Logger) (*http.Client, error) {
+	tc, err := clientTLS(at, c, log)
+	if err != nil {
+		return nil, err
 	}
-	tr.TLSClientConfig = tc
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tc != nil {
+		tr.TLSClientConfig = tc
+	}
 	return &http.Client{Transport: tr}, nil
 }
 

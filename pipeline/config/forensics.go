@@ -271,7 +271,7 @@ func validateNSXGroups(p *Problems, list []NSXGroupsSource) {
 		if s.URL != "" {
 			checkForensicsURL(p, path+".url", s.URL, false)
 		}
-		checkFile(p, path+".tls.ca_file", s.TLS.CAFile)
+		s.TLS.check(p, path+".tls")
 		if s.Interval < Duration(time.Second) {
 			p.add(path+".interval", "%s is below 1s", s.Interval.D())
 		}
@@ -380,7 +380,7 @@ func (f *ForensicsStage) validate(p *Problems, sources []NSXGroupsSource) {
 		p.add(path+".vcenter.username", "missing")
 	}
 	checkSecret(p, path+".vcenter", "password", v.PasswordFile, v.PasswordEnv, true)
-	checkFile(p, path+".vcenter.tls.ca_file", v.TLS.CAFile)
+	v.TLS.check(p, path+".vcenter.tls")
 	if len(f.Groups) == 0 {
 		p.add(path+".groups", "missing: list the quarantine groups")
 	}

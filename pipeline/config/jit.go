@@ -51,23 +51,21 @@ type Znuny struct {
 	URL string `yaml:"url"`
 	// Auth is session (default: SessionCreate once, SessionID after) or
 	// basic (UserLogin and Password with every request).
-	Auth         string   `yaml:"auth"`
-	Username     string   `yaml:"username"`
-	PasswordFile string   `yaml:"password_file"`
-	PasswordEnv  string   `yaml:"password_env"`
-	CAFile       string   `yaml:"ca_file"`
-	Insecure     bool     `yaml:"insecure"`
-	Timeout      Duration `yaml:"timeout"` // per request, default 30s
+	Auth         string    `yaml:"auth"`
+	Username     string    `yaml:"username"`
+	PasswordFile string    `yaml:"password_file"`
+	PasswordEnv  string    `yaml:"password_env"`
+	TLS          ClientTLS `yaml:"tls"`
+	Timeout      Duration  `yaml:"timeout"` // per request, default 30s
 }
 
 // JITVCenter says how the stage reaches vCenter to find VMs.
 type JITVCenter struct {
-	URL          string `yaml:"url"` // https://vcenter.example.com
-	Username     string `yaml:"username"`
-	PasswordFile string `yaml:"password_file"`
-	PasswordEnv  string `yaml:"password_env"`
-	CAFile       string `yaml:"ca_file"`
-	Insecure     bool   `yaml:"insecure"`
+	URL          string    `yaml:"url"` // https://vcenter.example.com
+	Username     string    `yaml:"username"`
+	PasswordFile string    `yaml:"password_file"`
+	PasswordEnv  string    `yaml:"password_env"`
+	TLS          ClientTLS `yaml:"tls"`
 }
 
 // JITNSX says how the stage reaches NSX (sinks/nsx).
@@ -81,13 +79,12 @@ type JITNSX struct {
 	// (VMC: vmc-enforcementpoint).
 	EnforcementPoint string `yaml:"enforcement_point"`
 	// Auth is basic (default), session or vmc.
-	Auth         string `yaml:"auth"`
-	Username     string `yaml:"username"`
-	PasswordFile string `yaml:"password_file"`
-	PasswordEnv  string `yaml:"password_env"`
-	VMC          JITVMC `yaml:"vmc"`
-	CAFile       string `yaml:"ca_file"`
-	Insecure     bool   `yaml:"insecure"`
+	Auth         string    `yaml:"auth"`
+	Username     string    `yaml:"username"`
+	PasswordFile string    `yaml:"password_file"`
+	PasswordEnv  string    `yaml:"password_env"`
+	VMC          JITVMC    `yaml:"vmc"`
+	TLS          ClientTLS `yaml:"tls"`
 }
 
 // JITVMC configures VMware Cloud on AWS access for auth vmc.
@@ -215,7 +212,7 @@ func (j *JITAccessStage) validate(p *Problems) {
 		p.add(at+".znuny.username", "missing")
 	}
 	checkSecret(p, at+".znuny", "password", z.PasswordFile, z.PasswordEnv, true)
-	checkFile(p, at+".znuny.ca_file", z.CAFile)
+	z.TLS.check(p, at+".znuny.tls")
 	if z.Timeout < 0 {
 		p.add(at+".znuny.timeout", "must not be negative")
 	}
@@ -226,7 +223,7 @@ func (j *JITAccessStage) validate(p *Problems) {
 		p.add(at+".vcenter.username", "missing")
 	}
 	checkSecret(p, at+".vcenter", "password", v.PasswordFile, v.PasswordEnv, true)
-	checkFile(p, at+".vcenter.ca_file", v.CAFile)
+	v.TLS.check(p, at+".vcenter.tls")
 
 	validateNSXTarget(p, at+".nsx", &j.NSX)
 

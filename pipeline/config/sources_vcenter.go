@@ -22,11 +22,9 @@ type VCenterSource struct {
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"`
 	PasswordEnv  string `yaml:"password_env"`
-	// CAFile holds PEM CA certificates to trust besides the system roots
-	// (a vCenter's own VMCA). TLS verification is always on unless
-	// Insecure is set, which is logged at every start.
-	CAFile   string `yaml:"ca_file"`
-	Insecure bool   `yaml:"insecure"`
+	// TLS: ca_file with the vCenter's VMCA root, or the system roots.
+	// Verification is always on unless insecure_skip_verify is set.
+	TLS ClientTLS `yaml:"tls"`
 	// PageSize is the most events read per call (1 to 1000, default 1000).
 	PageSize int `yaml:"page_size"`
 	// PollInterval is the wait after a read that found no new event
@@ -167,10 +165,7 @@ func (c *Config) validateVCenter(p *Problems) {
 			p.add(at+".username", "missing")
 		}
 		checkSecret(p, at, "password", v.PasswordFile, v.PasswordEnv, true)
-		checkFile(p, at+".ca_file", v.CAFile)
-		if v.Insecure && v.CAFile != "" {
-			p.add(at+".insecure", "set together with ca_file: verify with the CA, or do not verify")
-		}
+		v.TLS.check(p, at+".tls")
 		if v.PageSize < 1 || v.PageSize > 1000 {
 			p.add(at+".page_size", "%d is outside 1..1000", v.PageSize)
 		}
@@ -264,10 +259,7 @@ func validateNSXTarget(p *Problems, at string, n *JITNSX) {
 	if n.EnforcementPoint != "" && n.API != "policy" {
 		p.add(at+".enforcement_point", "only with the policy api")
 	}
-	checkFile(p, at+".ca_file", n.CAFile)
-	if n.Insecure && n.CAFile != "" {
-		p.add(at+".insecure", "set together with ca_file: verify with the CA, or do not verify")
-	}
+	n.TLS.check(p, at+".tls")
 }
 
 // vcSortedKeys returns m's keys in order, so problems come in a stable

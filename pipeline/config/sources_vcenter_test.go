@@ -20,7 +20,7 @@ func TestVCenterDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, ts := c.Sources.VCenter[0], c.Stages.TagSync
-	if v.PageSize != 1000 || v.PollInterval.D().String() != "1s" || v.Insecure || v.MaxBackoff.D().String() != "1m0s" {
+	if v.PageSize != 1000 || v.PollInterval.D().String() != "1s" || v.TLS.InsecureSkipVerify || v.MaxBackoff.D().String() != "1m0s" {
 		t.Errorf("source defaults: %+v", v)
 	}
 	if !ts.ReconcileOn() || ts.ReconcileInterval.D().String() != "15m0s" || ts.Concurrency != 8 ||

@@ -64,14 +64,6 @@ type VeloCloudSource struct {
 	TLS                ClientTLS `yaml:"tls"`
 }
 
-// ClientTLS configures the TLS of an HTTPS client.
-type ClientTLS struct {
-	// CAFile holds PEM certificates to trust instead of the system's.
-	CAFile string `yaml:"ca_file"`
-	// InsecureSkipVerify disables certificate checks (lab only).
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
 // NDJSONStage configures the NDJSON-per-key file stage (sinks/ndjson).
 type NDJSONStage struct {
 	// Dir the files go under (required).
@@ -205,7 +197,7 @@ func (c *Config) validateVeloCloud(p *Problems) {
 		}
 		checkFile(p, path+".token_file", v.TokenFile)
 		checkFile(p, path+".password_file", v.PasswordFile)
-		checkFile(p, path+".tls.ca_file", v.TLS.CAFile)
+		v.TLS.check(p, path+".tls")
 		for j, e := range v.Enterprises {
 			if strings.TrimSpace(e) == "" {
 				p.add(fmt.Sprintf("%s.enterprises[%d]", path, j), "empty")
