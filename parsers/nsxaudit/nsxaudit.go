@@ -36,6 +36,7 @@ import (
 	"strings"
 
 	"github.com/vpipe/vpipe/parsers/internal/offset"
+	"github.com/vpipe/vpipe/parsers/nsxfw"
 	"github.com/vpipe/vpipe/pipeline"
 )
 
@@ -236,7 +237,7 @@ func (f *sdFlags) setBytes(name, value []byte) {
 	case "update":
 		f.update = string(value) == "true"
 	case "level":
-		f.level = knownLevel(value)
+		f.level = nsxfw.KnownLevel(string(value))
 	}
 }
 
@@ -331,7 +332,7 @@ func matching(b []byte) int {
 
 // level is log.level: the nsx@6876 level in lower case.
 func level(e *pipeline.Event, v string) string {
-	if k := knownLevel([]byte(v)); k != "" || v == "" {
+	if k := nsxfw.KnownLevel(v); k != "" || v == "" {
 		return k
 	}
 	var buf [16]byte
@@ -347,32 +348,6 @@ func level(e *pipeline.Event, v string) string {
 		b[i] = c
 	}
 	return e.Intern(b)
-}
-
-func knownLevel(v []byte) string {
-	switch string(v) {
-	case "INFO":
-		return "info"
-	case "WARN":
-		return "warn"
-	case "WARNING":
-		return "warning"
-	case "ERROR":
-		return "error"
-	case "DEBUG":
-		return "debug"
-	case "NOTICE":
-		return "notice"
-	case "CRITICAL":
-		return "critical"
-	case "ALERT":
-		return "alert"
-	case "EMERGENCY":
-		return "emergency"
-	case "FATAL":
-		return "fatal"
-	}
-	return ""
 }
 
 // itoa formats n into e's scratch space.

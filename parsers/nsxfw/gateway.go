@@ -55,7 +55,7 @@ func (Gateway) Parse(e *pipeline.Event, msg []byte) bool {
 		}
 		for _, p := range sd.Params {
 			if p.Name == "level" && e.LogLevel == "" {
-				e.LogLevel = level(e, p.Value)
+				e.LogLevel = Level(e, p.Value)
 			}
 		}
 	}
@@ -245,8 +245,19 @@ func parseSD(e *pipeline.Event, raw []byte) {
 	e.Syslog.StructuredData = sd
 }
 
-// level maps a level as NSX writes it ("INFO") to log.level in lower case.
-func level(e *pipeline.Event, v string) string {
+// Level maps the level of an NSX structured-data element as NSX writes
+// it ("INFO") to log.level in lower case: a constant for the levels NSX
+// uses, else v lower-cased into e (v must be part of e.Original).
+func Level(e *pipeline.Event, v string) string {
+	if k := KnownLevel(v); k != "" || v == "" {
+		return k
+	}
+	return Lower(e, unsafe.Slice(unsafe.StringData(v), len(v)))
+}
+
+// KnownLevel is Level for the levels NSX uses, as constants; "" for any
+// other value.
+func KnownLevel(v string) string {
 	switch v {
 	case "INFO":
 		return "info"
@@ -269,8 +280,5 @@ func level(e *pipeline.Event, v string) string {
 	case "FATAL":
 		return "fatal"
 	}
-	if v == "" {
-		return ""
-	}
-	return Lower(e, unsafe.Slice(unsafe.StringData(v), len(v)))
+	return ""
 }
