@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/vmware/govmomi/vim25"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 	"github.com/vpipe/vpipe/pipeline/checkpoint"
 	"github.com/vpipe/vpipe/pipeline/config"
 	"github.com/vpipe/vpipe/pipeline/nsxgroups"
@@ -241,8 +241,7 @@ func (f *forensicsStage) Run(ctx context.Context) error {
 // connect logs in to vCenter, retrying with backoff (up to a minute
 // apart); ok is false when ctx ended first.
 func (f *forensicsStage) connect(ctx context.Context, log *slog.Logger) (vc *vim25.Client, logout func(context.Context) error, ok bool) {
-	d := time.Second
-	for {
+	for attempt := 0; ; attempt++ {
 		c, lo, err := forensics.Dial(ctx, f.dial)
 		if err == nil {
 			log.Info("logged in to vCenter", "vcenter", f.dial.URL)
@@ -251,15 +250,10 @@ func (f *forensicsStage) connect(ctx context.Context, log *slog.Logger) (vc *vim
 		if ctx.Err() != nil {
 			return nil, nil, false
 		}
-		wait := d/2 + rand.N(d/2+1)
+		wait := backoff.Delay(attempt, time.Second, time.Minute)
 		log.Warn("vCenter login failed; retrying", "vcenter", f.dial.URL, "backoff", wait, "error", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx, wait) {
 			return nil, nil, false
-		case <-t.C:
 		}
-		d = min(2*d, time.Minute)
 	}
 }

@@ -28,7 +28,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -36,6 +35,7 @@ import (
 	"time"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // Group is one watched NSX group.
@@ -394,14 +394,10 @@ func (s *Source) openCheckpoints(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		d := s.backoff(failures)
+		d := backoff.Delay(failures, s.cfg.MinBackoff, s.cfg.MaxBackoff)
 		s.log.Warn("open checkpoints failed; retrying", "attempt", failures+1, "backoff", d, "error", err)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx, d) {
 			return false
-		case <-t.C:
 		}
 	}
 }
@@ -415,7 +411,7 @@ func (s *Source) watch(ctx context.Context, w *watch) {
 	var last time.Time // the previous poll's start
 	for {
 		if triggered && !last.IsZero() {
-			if d := s.cfg.TriggerGap - time.Since(last); d > 0 && !sleep(ctx, d) {
+			if d := s.cfg.TriggerGap - time.Since(last); d > 0 && !backoff.Wait(ctx, d) {
 				return
 			}
 		}
@@ -429,7 +425,7 @@ func (s *Source) watch(ctx context.Context, w *watch) {
 			if ctx.Err() != nil {
 				return
 			}
-			wait = s.backoff(failures)
+			wait = backoff.Delay(failures, s.cfg.MinBackoff, s.cfg.MaxBackoff)
 			failures++
 			s.log.Warn("nsx group poll failed; retrying", "group", w.g.ID, "attempt", failures, "backoff", wait, "error", err)
 		} else {
@@ -451,29 +447,6 @@ func (s *Source) watch(ctx context.Context, w *watch) {
 			s.m.triggers.WithLabelValues(s.cfg.Name).Inc()
 		}
 	}
-}
-
-// sleep waits for d; it reports false when ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// backoff returns the wait after the failures+1-th failure in a row.
-func (s *Source) backoff(failures int) time.Duration {
-	d := s.cfg.MaxBackoff
-	if failures < 32 {
-		if e := s.cfg.MinBackoff << failures; e > 0 && e < d {
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // checkpointKey is where a group's state is stored.

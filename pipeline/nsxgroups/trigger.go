@@ -15,6 +15,7 @@ import (
 
 	"github.com/vpipe/vpipe/parsers/nsxaudit"
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // The labels of vpipe.audit events that a TriggerReader reads: the
@@ -305,7 +306,7 @@ func (r *TriggerReader) retry(ctx context.Context, attempt int, what, topic stri
 	d := min(time.Second<<min(attempt, 5), 30*time.Second)
 	d = d/2 + rand.N(d/2+1)
 	r.log.Warn("trigger reader: "+what+" failed; retrying", "topic", topic, "partition", partition, "backoff", d, "error", err)
-	return sleep(ctx, d)
+	return backoff.Wait(ctx, d)
 }
 
 // follow reads one partition from start until ctx ends.
