@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -303,8 +302,7 @@ func (r *TriggerReader) retry(ctx context.Context, attempt int, what, topic stri
 		return false
 	}
 	r.m.triggerErrors.Inc()
-	d := min(time.Second<<min(attempt, 5), 30*time.Second)
-	d = d/2 + rand.N(d/2+1)
+	d := backoff.Delay(attempt, time.Second, 30*time.Second)
 	r.log.Warn("trigger reader: "+what+" failed; retrying", "topic", topic, "partition", partition, "backoff", d, "error", err)
 	return backoff.Wait(ctx, d)
 }
