@@ -18,6 +18,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline/config"
 	"github.com/vpipe/vpipe/pipeline/nsxgroups"
 	"github.com/vpipe/vpipe/pipeline/stage"
+	"github.com/vpipe/vpipe/pipeline/vcenter"
 	"github.com/vpipe/vpipe/sinks/forensics"
 	"github.com/vpipe/vpipe/sinks/nsx"
 )
@@ -144,7 +145,7 @@ func nsxManagerHost(rawURL string) string {
 // ends.
 type forensicsStage struct {
 	cfg     *config.ForensicsStage
-	dial    forensics.DialConfig
+	dial    vcenter.ConnConfig
 	stage   stage.Config
 	sink    forensics.Config
 	audit   *forensics.KafkaAudit
@@ -163,7 +164,7 @@ func newForensicsStage(st *config.ForensicsStage, brokers []string, prefix strin
 	}
 	fs := &forensicsStage{
 		cfg: st,
-		dial: forensics.DialConfig{
+		dial: vcenter.ConnConfig{
 			URL: st.VCenter.URL, Username: st.VCenter.Username, Password: password,
 			CAFile: st.VCenter.TLS.CAFile, Insecure: st.VCenter.TLS.InsecureSkipVerify,
 		},

@@ -13,6 +13,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline/checkpoint"
 	"github.com/vpipe/vpipe/pipeline/config"
 	"github.com/vpipe/vpipe/pipeline/stage"
+	"github.com/vpipe/vpipe/pipeline/vcenter"
 	"github.com/vpipe/vpipe/pipeline/znuny"
 	"github.com/vpipe/vpipe/sinks/jitaccess"
 	"github.com/vpipe/vpipe/sinks/nsx"
@@ -60,7 +61,7 @@ func (p *proc) startJIT(roles map[string]bool, reg *prometheus.Registry, m *stag
 	if _, err := clientTLS(at+".vcenter", j.VCenter.TLS, nil); err != nil {
 		return fmt.Errorf("%s.vcenter: %w", at, err)
 	}
-	vc := jitaccess.NewVCenterDialer(jitaccess.VCenterConfig{
+	vc := jitaccess.NewVCenterDialer(vcenter.ConnConfig{
 		URL: j.VCenter.URL, Username: j.VCenter.Username, Password: vpass,
 		CAFile: j.VCenter.TLS.CAFile, Insecure: j.VCenter.TLS.InsecureSkipVerify,
 	}, p.log)

@@ -20,8 +20,8 @@ type ConnConfig struct {
 	URL      string
 	Username string
 	Password string
-	// CAFile is a PEM file of CA certificates to trust besides the system
-	// roots (for a vCenter whose certificate its own VMCA signed).
+	// CAFile is a PEM file of the CA certificates to trust instead of the
+	// system roots (a vCenter's own VMCA root); empty: the system roots.
 	CAFile string
 	// Insecure skips TLS certificate verification. Only on an explicit
 	// request; the caller logs it.
@@ -41,16 +41,20 @@ type Conn struct {
 	sm   *session.Manager
 }
 
-// Dial connects to and logs in to a vCenter. With withREST it also logs in
-// to the vAPI endpoint (/rest), which tagging needs. The caller must
-// Logout.
-func Dial(ctx context.Context, cfg ConnConfig, withREST bool) (*Conn, error) {
+// NewClient connects to the vCenter of cfg without logging in: the SOAP
+// (vim25) client with the URL, TLS trust, timeout and connection reuse
+// every vpipe vCenter client shares (the vcenter source, tag-sync,
+// jit-access, forensics).
+func NewClient(ctx context.Context, cfg ConnConfig) (*vim25.Client, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("vcenter: no url")
 	}
 	u, err := soap.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("vcenter url: %w", err)
+	}
+	if u == nil || u.Host == "" {
+		return nil, fmt.Errorf("vcenter url %q: want https://host", cfg.URL)
 	}
 	u.User = nil
 	sc := soap.NewClient(u, cfg.Insecure)
@@ -72,6 +76,18 @@ func Dial(ctx context.Context, cfg ConnConfig, withREST bool) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to vcenter %s: %w", u.Host, err)
 	}
+	return vc, nil
+}
+
+// Dial connects to and logs in to a vCenter. With withREST it also logs in
+// to the vAPI endpoint (/rest), which tagging needs. The caller must
+// Logout.
+func Dial(ctx context.Context, cfg ConnConfig, withREST bool) (*Conn, error) {
+	vc, err := NewClient(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	u := vc.URL()
 	user := url.UserPassword(cfg.Username, cfg.Password)
 	sm := session.NewManager(vc)
 	if err := sm.Login(ctx, user); err != nil {

@@ -12,40 +12,18 @@ import (
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
+	"github.com/vpipe/vpipe/pipeline/vcenter"
 )
-
-// DialConfig says how to reach a vCenter.
-type DialConfig struct {
-	// URL is the vCenter, "https://vcenter.example.com" (the /sdk path is
-	// added when missing).
-	URL      string
-	Username string
-	Password string
-	// CAFile is a PEM file of the CAs to trust; empty trusts the system's.
-	CAFile string
-	// Insecure skips TLS verification: only on an explicit request.
-	Insecure bool
-}
 
 // Dial logs in to a vCenter and returns a client that logs in again
 // when vCenter answers NotAuthenticated (an expired or lost session, a
 // vCenter restart), and a function that logs out.
-func Dial(ctx context.Context, cfg DialConfig) (*vim25.Client, func(context.Context) error, error) {
-	u, err := soap.ParseURL(cfg.URL)
-	if err != nil || u == nil {
-		return nil, nil, fmt.Errorf("vcenter url %q: %v", cfg.URL, err)
-	}
-	u.User = nil
-	sc := soap.NewClient(u, cfg.Insecure)
-	if cfg.CAFile != "" {
-		if err := sc.SetRootCAs(cfg.CAFile); err != nil {
-			return nil, nil, fmt.Errorf("vcenter ca file: %w", err)
-		}
-	}
-	vc, err := vim25.NewClient(ctx, sc)
+func Dial(ctx context.Context, cfg vcenter.ConnConfig) (*vim25.Client, func(context.Context) error, error) {
+	vc, err := vcenter.NewClient(ctx, cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", u.Host, err)
+		return nil, nil, err
 	}
+	u, sc := vc.URL(), vc.RoundTripper
 	// The login client talks through the plain SOAP client, so that a
 	// login never goes through the re-login wrapper.
 	lc := *vc

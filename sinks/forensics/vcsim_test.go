@@ -13,6 +13,7 @@ import (
 
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
+	"github.com/vpipe/vpipe/pipeline/vcenter"
 	"github.com/vpipe/vpipe/sinks/forensics/vspansim"
 )
 
@@ -41,7 +42,7 @@ func startVCSim(t *testing.T) *sim {
 	ctx := context.Background()
 	u := *srv.URL
 	u.User = nil
-	c, logout, err := Dial(ctx, DialConfig{URL: u.String(), Username: "user", Password: "pass", Insecure: true})
+	c, logout, err := Dial(ctx, vcenter.ConnConfig{URL: u.String(), Username: "user", Password: "pass", Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}

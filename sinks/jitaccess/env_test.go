@@ -27,6 +27,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline/checkpoint"
 	"github.com/vpipe/vpipe/pipeline/kafkaout"
 	"github.com/vpipe/vpipe/pipeline/stage"
+	"github.com/vpipe/vpipe/pipeline/vcenter"
 	"github.com/vpipe/vpipe/pipeline/znuny"
 	znsim "github.com/vpipe/vpipe/pipeline/znuny/simulator"
 	"github.com/vpipe/vpipe/sinks/jitaccess"
@@ -164,7 +165,7 @@ func (e *env) startVCenter() {
 	}
 	u := *srv.URL
 	u.User = nil
-	e.vc, err = jitaccess.DialVCenter(ctx, jitaccess.VCenterConfig{URL: u.String(), Username: "user", Password: "pass", Insecure: true}, e.log)
+	e.vc, err = jitaccess.DialVCenter(ctx, vcenter.ConnConfig{URL: u.String(), Username: "user", Password: "pass", Insecure: true}, e.log)
 	if err != nil {
 		t.Fatal(err)
 	}

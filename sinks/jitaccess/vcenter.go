@@ -16,8 +16,8 @@ import (
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
-	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
+	"github.com/vpipe/vpipe/pipeline/vcenter"
 )
 
 // VM is a vCenter virtual machine: its name, its instance UUID
@@ -41,16 +41,6 @@ type Finder interface {
 	ByInstanceUUID(ctx context.Context, uuid string) (VM, bool, error)
 }
 
-// VCenterConfig configures the connection of DialVCenter.
-type VCenterConfig struct {
-	URL                string // https://vcenter.example.com (the /sdk path is added)
-	Username, Password string
-	// CAFile, if set, is a PEM bundle to verify vCenter's certificate with.
-	CAFile string
-	// Insecure skips certificate verification; only on explicit request.
-	Insecure bool
-}
-
 // VCenter is a Finder backed by govmomi: names through a container view
 // of every VirtualMachine, instance UUIDs through the SearchIndex
 // (FindByUuid with instanceUuid=true). A session that vCenter no longer
@@ -71,31 +61,19 @@ func NewVCenter(c *vim25.Client) *VCenter {
 	return &VCenter{c: c, log: slog.New(slog.DiscardHandler)}
 }
 
-// DialVCenter connects to vCenter and logs in. log nil discards.
-func DialVCenter(ctx context.Context, cfg VCenterConfig, log *slog.Logger) (*VCenter, error) {
+// DialVCenter connects to vCenter (vcenter.NewClient) and logs in. log nil
+// discards.
+func DialVCenter(ctx context.Context, cfg vcenter.ConnConfig, log *slog.Logger) (*VCenter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	u, err := soap.ParseURL(cfg.URL)
+	c, err := vcenter.NewClient(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("vcenter url: %w", err)
+		return nil, err
 	}
-	if u == nil || u.Host == "" {
-		return nil, fmt.Errorf("vcenter url %q: want https://host", cfg.URL)
-	}
-	u.User = nil
-	sc := soap.NewClient(u, cfg.Insecure)
-	if cfg.CAFile != "" {
-		if err := sc.SetRootCAs(cfg.CAFile); err != nil {
-			return nil, fmt.Errorf("vcenter ca_file: %w", err)
-		}
-	}
+	u := c.URL()
 	if cfg.Insecure {
 		log.Warn("TLS certificate verification of vCenter is off (insecure)", "component", "vcenter", "url", u.Host)
-	}
-	c, err := vim25.NewClient(ctx, sc)
-	if err != nil {
-		return nil, fmt.Errorf("vcenter %s: %w", u.Host, err)
 	}
 	v := &VCenter{c: c, user: url.UserPassword(cfg.Username, cfg.Password), log: log.With("component", "vcenter")}
 	if err := session.NewManager(c).Login(ctx, v.user); err != nil {
@@ -200,7 +178,7 @@ func (v *VCenter) retry(ctx context.Context, fn func() error) error {
 // failed connection, so that a process starts while vCenter is away: the
 // stage then retries (stalls) until it is back. Safe for concurrent use.
 type VCenterDialer struct {
-	cfg VCenterConfig
+	cfg vcenter.ConnConfig
 	log *slog.Logger
 
 	mu sync.Mutex
@@ -208,7 +186,7 @@ type VCenterDialer struct {
 }
 
 // NewVCenterDialer returns a Finder for cfg that does not connect yet.
-func NewVCenterDialer(cfg VCenterConfig, log *slog.Logger) *VCenterDialer {
+func NewVCenterDialer(cfg vcenter.ConnConfig, log *slog.Logger) *VCenterDialer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

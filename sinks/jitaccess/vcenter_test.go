@@ -9,6 +9,7 @@ import (
 	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
+	"github.com/vpipe/vpipe/pipeline/vcenter"
 )
 
 // TestVCenterLogsInAgain: when vCenter ends the session (idle timeout,
@@ -34,7 +35,7 @@ func TestVCenterLogsInAgain(t *testing.T) {
 	}
 	dead := "http://" + ln.Addr().String() + "/sdk"
 	ln.Close()
-	d := NewVCenterDialer(VCenterConfig{URL: dead, Username: "user", Password: "pass"}, nil)
+	d := NewVCenterDialer(vcenter.ConnConfig{URL: dead, Username: "user", Password: "pass"}, nil)
 	if _, err := d.ByName(ctx, "DC0_H0_VM0"); err == nil {
 		t.Fatal("a vCenter that is not there answered")
 	}
