@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,7 +84,7 @@ func HintOf(e *pipeline.Event) (Hint, bool) {
 		}
 		h := Hint{Kind: HintNSXAudit}
 		for _, n := range []string{e.Observer.Hostname, e.Syslog.Hostname, peerHost(e.LogSource)} {
-			if n != "" && !contains(h.Hosts, n) {
+			if n != "" && !slices.Contains(h.Hosts, n) {
 				h.Hosts = append(h.Hosts, n)
 			}
 		}
@@ -92,15 +93,6 @@ func HintOf(e *pipeline.Event) (Hint, bool) {
 		return h, len(h.Hosts) > 0
 	}
 	return Hint{}, false
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // peerHost is the address of a log.source.address "ip:port".
