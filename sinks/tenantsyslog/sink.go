@@ -187,15 +187,16 @@ type Sink struct {
 	unresolved [5][2]prometheus.Counter // by reason, result
 
 	// Owned by Write (the runner calls it from one goroutine at a time).
-	gen     uint64 // Write's count, to mark the routes a batch touches
-	workers []*worker
-	routes  [][]*route // each record's destinations
-	live    []*item
-	touched []*route
-	waits   []routeWait
-	early   []*item // parked at once: their destination was parking
-	late    []*item // parked after the wait: not sent in time
-	redo    map[recordKey]bool
+	gen        uint64 // Write's count, to mark the routes a batch touches
+	workers    []*worker
+	parkWorker *worker    // formats the events of parking destinations
+	routes     [][]*route // each record's destinations
+	live       []*item
+	touched    []*route
+	waits      []routeWait
+	early      []*item // parked at once: their destination was parking
+	late       []*item // parked after the wait: not sent in time
+	redo       map[recordKey]bool
 }
 
 type recordKey struct {
@@ -234,6 +235,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Sink, error) {
 	for range min(4, max(1, runtime.GOMAXPROCS(0))) {
 		s.workers = append(s.workers, &worker{envelope: syslog.NewParser(syslog.Options{}), msgOf: -1})
 	}
+	s.parkWorker = &worker{envelope: syslog.NewParser(syslog.Options{}), msgOf: -1}
 	if cfg.ReplayShare > 0 {
 		s.pace = newPacer(cfg.ReplayShare, cfg.DeliverTimeout+500*time.Millisecond, m.paced)
 	}
@@ -370,16 +372,26 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 		parking = parking || r.wmode == modeParking
 	}
 
-	// The events of parking destinations are formatted first and parked
-	// while the others are formatted and sent.
+	// The events of parking destinations are formatted (by a worker of
+	// their own) and parked while the others are formatted and sent: the
+	// live events do not wait for them, and the park's round trip
+	// overlaps the sending.
 	early := s.early[:0]
-	if parking {
-		early = s.format(batch, routes, true, early)
-	}
 	var parked chan error
-	if len(early) > 0 {
+	if parking {
 		parked = make(chan error, 1)
-		go func() { parked <- s.parker.park(ctx, early) }()
+		go func() {
+			pw := s.parkWorker
+			pw.prepare(batch, routes, 0, len(batch), true)
+			early = append(early, pw.items...)
+			clear(pw.items)
+			pw.items = pw.items[:0]
+			if len(early) == 0 {
+				parked <- nil
+				return
+			}
+			parked <- s.parker.park(ctx, early)
+		}()
 	}
 	live := s.format(batch, routes, false, s.live[:0])
 	for _, it := range live {
@@ -491,43 +503,52 @@ type routeWait struct {
 // waitRoutes waits for the items of each route until deadline, giving up
 // early on a route whose sender has been blocked for stall (a slow or
 // unreachable endpoint): its unsent items are then parked, or left to a
-// catch-up, and the batch does not wait for it.
+// catch-up, and the batch does not wait for it. Once every route left is
+// blocked, a quarter of stall is enough: while other routes still send,
+// waiting for a blocked one costs nothing, but when it alone holds the
+// batch, it holds every tenant's events.
 func waitRoutes(ctx context.Context, waits []routeWait, deadline time.Time, stall time.Duration) {
-	poll := max(stall/4, 5*time.Millisecond)
+	poll := max(stall/8, 2*time.Millisecond)
 	var t *time.Timer
 	defer func() {
 		if t != nil {
 			t.Stop()
 		}
 	}()
-	for _, rw := range waits {
-	wait:
-		for {
+	for len(waits) > 0 {
+		now := time.Now()
+		if ctx.Err() != nil || !now.Before(deadline) {
+			return
+		}
+		k, blocked := 0, true
+		for _, rw := range waits {
 			select {
 			case <-rw.w.done:
-				break wait
+				continue
 			default:
 			}
-			now := time.Now()
-			if ctx.Err() != nil || !now.Before(deadline) {
-				return
-			}
 			if rw.r.stalled(now, stall) {
-				break wait
+				continue
 			}
-			d := min(deadline.Sub(now), poll)
-			if t == nil {
-				t = time.NewTimer(d)
-			} else {
-				t.Reset(d)
-			}
-			select {
-			case <-rw.w.done:
-				break wait
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+			blocked = blocked && rw.r.stalled(now, stall/4)
+			waits[k] = rw
+			k++
+		}
+		waits = waits[:k]
+		if k == 0 || blocked {
+			return
+		}
+		d := min(deadline.Sub(now), poll)
+		if t == nil {
+			t = time.NewTimer(d)
+		} else {
+			t.Reset(d)
+		}
+		select {
+		case <-waits[0].w.done:
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
