@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,5 +212,192 @@ stages:
 	}
 	if strings.Contains(strings.Join(acme.got(), ""), "other-") {
 		t.Error("acme received the event of a label one character off")
+	}
+}
+
+// registryTenants is the vpipe_tenant_registry_tenants gauge of p.
+func (p *proc) registryTenants() float64 {
+	mfs, _ := p.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "vpipe_tenant_registry_tenants" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+// tenantUp reports whether the tenant-forward sink of p has a destination
+// of tenant connected (vpipe_tenant_endpoint_up); the series exists from
+// when the sink set the destination up until it removed it.
+func (p *proc) tenantUp(tenant string) (exists, up bool) {
+	mfs, _ := p.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "vpipe_tenant_endpoint_up" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "tenant" && l.GetValue() == tenant {
+					return true, m.GetGauge().GetValue() == 1
+				}
+			}
+		}
+	}
+	return false, false
+}
+
+// TestTenantListReload: tenants.list of the main configuration file is
+// reloaded when the file changes (no separate tenants file: the registry
+// manager watches the main file) and on SIGHUP (with a tenants file,
+// which the manager watches; the list is read first). Only the tenants
+// section is read again; an invalid list is logged and the last good
+// registry stays. Events go through a running vpipe: syslog in, Kafka,
+// the tenant-forward stage, the tenants' syslog servers.
+func TestTenantListReload(t *testing.T) {
+	const body = "8b4a1980 INET match PASS 1044 IN 80 TCP 10.0.0.1/51000->10.0.0.2/443 S "
+	// DFW labels: 5 characters of the DC group name, 27 of its UUID.
+	const (
+		acmeGroup, acmeLabel   = "5f0e8d7c-6b5a-4938-8271-605f4e3d2c1b", "acme-5f0e8d7c-6b5a-4938-8271-605"
+		betaGroup, betaLabel   = "6a1f9e8d-7c6b-4a59-9382-716e5d4c3b2a", "beta-6a1f9e8d-7c6b-4a59-9382-716"
+		gammaGroup, gammaLabel = "7b2a0f9e-8d7c-4b6a-a493-827f6e5d4c3b", "gamma7b2a0f9e-8d7c-4b6a-a493-827"
+	)
+	tenant := func(indent, id, group, addr string) string {
+		return fmt.Sprintf("%s- id: %s\n%s  dc_groups: [{name: %s-dcgroup, id: %s}]\n%s  syslog: [{transport: tcp, address: %q}]\n",
+			indent, id, indent, id, group, indent, addr)
+	}
+	for _, tc := range []struct {
+		name     string
+		withFile bool // a separate tenants file; list changes are announced by SIGHUP
+	}{
+		{name: "file change"},
+		{name: "SIGHUP with a tenants file", withFile: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			acme, beta, gamma, catchAll := newFrameServer(t), newFrameServer(t), newFrameServer(t), newFrameServer(t)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "vpipe.yaml")
+			interval, extra, fixed := "100ms", "", 1.0
+			if tc.withFile {
+				interval = "1h" // only SIGHUP reloads
+				tf := filepath.Join(dir, "tenants.yaml")
+				if err := os.WriteFile(tf, []byte("list:\n"+tenant("  ", "gamma", gammaGroup, gamma.ln.Addr().String())), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				extra, fixed = fmt.Sprintf("  file: %q\n", tf), 2
+			}
+			write := func(list string) {
+				t.Helper()
+				err := os.WriteFile(path, []byte(fmt.Sprintf(`kafka:
+  embedded: {listen: "127.0.0.1:0", data_dir: %q}
+  shutdown_timeout: 10s
+syslog: [{transport: tcp, address: "127.0.0.1:0"}]
+http: {address: "127.0.0.1:0"}
+tenants:
+  reload_interval: %s
+%s  list:
+%sstages:
+  tenant_forward:
+    catch_all: [{transport: tcp, address: %q}]
+`, dir, interval, extra, list, catchAll.ln.Addr())), 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			acmeYAML := tenant("    ", "acme", acmeGroup, acme.ln.Addr().String())
+			write(acmeYAML)
+			cfg, err := config.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev := configFile
+			configFile = func(c *config.Config) string {
+				if c == cfg {
+					return path
+				}
+				return ""
+			}
+			t.Cleanup(func() { configFile = prev })
+			r := startVpipeRoles(t, cfg, map[string]bool{roleIngest: true, roleTenantForward: true})
+			for _, s := range r.p.stages {
+				if rr, ok := s.(*registryRunner); ok {
+					<-rr.ready // SIGHUP is caught from here on
+				}
+			}
+			c, err := net.Dial("tcp", r.p.listeners[0].Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			n := 0
+			send := func(label string) {
+				t.Helper()
+				n++
+				line := fmt.Sprintf("<134>1 2024-05-15T19:41:25.%03dZ esx01.example.com FIREWALL-PKTLOG - - - %sn=%d %s\n", n, body, n, label)
+				if _, err := c.Write([]byte(line)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reload := func() {
+				t.Helper()
+				if tc.withFile {
+					if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			wait := func(what string, cond func() bool) {
+				t.Helper()
+				deadline := time.Now().Add(30 * time.Second)
+				for !cond() {
+					if time.Now().After(deadline) {
+						t.Fatalf("timed out waiting for %s\nlogs:\n%s", what, r.logs)
+					}
+					time.Sleep(20 * time.Millisecond) // polling with a deadline
+				}
+			}
+			send(betaLabel)
+			wait("beta's event at the catch-all", func() bool { return len(catchAll.got()) == 1 })
+
+			// beta is added to the list.
+			write(acmeYAML + tenant("    ", "beta", betaGroup, beta.ln.Addr().String()))
+			reload()
+			wait("beta's destination", func() bool { _, up := r.p.tenantUp("beta"); return up })
+			if got := r.p.registryTenants(); got != fixed+1 {
+				t.Errorf("registry has %v tenants, want %v", got, fixed+1)
+			}
+			send(betaLabel)
+			send(acmeLabel)
+			wait("beta's and acme's events", func() bool { return len(beta.got()) == 1 && len(acme.got()) == 1 })
+
+			// An invalid list, and a broken section elsewhere (which the
+			// reload does not read), leave the registry as it was.
+			write(acmeYAML + tenant("    ", "beta", betaGroup, "192.0.2.1") + "stages_typo: {}\n")
+			reload()
+			wait("the error logged", func() bool {
+				logs := r.logs.String()
+				return strings.Contains(logs, "tenants.list[1].syslog[0].address") && strings.Contains(logs, "keeping the previous")
+			})
+			if got := r.p.registryTenants(); got != fixed+1 {
+				t.Errorf("registry has %v tenants after an invalid list, want %v", got, fixed+1)
+			}
+			send(betaLabel)
+			wait("beta's event after the invalid list", func() bool { return len(beta.got()) == 2 })
+
+			// beta is removed again: its events go to the catch-all.
+			write(acmeYAML)
+			reload()
+			wait("beta's destination removed", func() bool { exists, _ := r.p.tenantUp("beta"); return !exists })
+			send(betaLabel)
+			wait("beta's event at the catch-all again", func() bool { return len(catchAll.got()) == 2 })
+			if tc.withFile {
+				send(gammaLabel)
+				wait("gamma's event (a tenant of the tenants file)", func() bool { return len(gamma.got()) == 1 })
+			}
+			for _, f := range beta.got() {
+				if !strings.Contains(f, `tenant="beta"`) {
+					t.Errorf("beta received %q", f)
+				}
+			}
+		})
 	}
 }

@@ -1,22 +1,28 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/config"
@@ -29,7 +35,8 @@ import (
 // startTenantForward builds the tenant-forward stage (and the tenant
 // registry it needs) when configured and chosen: the consumer of the
 // firewall topic, the replayer of the parked topic, and the registry's
-// reloader (tenants file, VCD discovery, SIGHUP), all run as stages.
+// reloader (tenants.list of the main configuration file, the tenants
+// file, VCD discovery, SIGHUP), all run as stages.
 func (p *proc) startTenantForward(roles map[string]bool, reg *prometheus.Registry, m *stage.Metrics) error {
 	s := p.cfg.Stages.TenantForward
 	if s == nil || !roles[roleTenantForward] {
@@ -51,7 +58,8 @@ func (p *proc) startTenantForward(roles map[string]bool, reg *prometheus.Registr
 	}
 	p.closers = append(p.closers, sink)
 	hup := make(chan struct{}, 1)
-	mc, err := managerConfig(p.cfg, hup)
+	lw := newListWatch(configFile(p.cfg), p.cfg.TenantList(), p.log)
+	mc, err := managerConfigWatching(p.cfg, lw, hup)
 	if err != nil {
 		return err
 	}
@@ -73,20 +81,60 @@ func (p *proc) startTenantForward(roles map[string]bool, reg *prometheus.Registr
 	if err != nil {
 		return fmt.Errorf("stages.tenant_forward: %w", err)
 	}
-	p.stages = append(p.stages, r, sink.Replayer(tenantsyslog.ReplayerConfig{}), &registryRunner{mg: mg, hup: hup, log: p.log})
+	rr := &registryRunner{mg: mg, hup: hup, log: p.log, ready: make(chan struct{})}
+	if lw != nil && mc.File != lw.path {
+		// The manager watches the tenants file; the main file is the
+		// runner's to watch.
+		rr.lw, rr.interval = lw, mc.FileInterval
+	}
+	p.stages = append(p.stages, r, sink.Replayer(tenantsyslog.ReplayerConfig{}), rr)
 	return nil
 }
+
+// configFile returns the file a configuration was loaded from, whose
+// tenants.list is reloaded on SIGHUP and when the file changes; "" (the
+// embedded default, or a configuration built in code) leaves the list as
+// it was at start. pipeline/config does not record the file yet, so
+// until it does (or `vpipe run` passes it to proc) this is "" outside the
+// tests that set it.
+var configFile = func(*config.Config) string { return "" }
 
 // managerConfig turns the tenants configuration into the registry
 // manager's sources. hup, if not nil, triggers reloads.
 func managerConfig(cfg *config.Config, hup chan struct{}) (tenants.ManagerConfig, error) {
+	return managerConfigWatching(cfg, nil, hup)
+}
+
+// managerConfigWatching is managerConfig with tenants.list reloaded from
+// the main file. lw, if not nil,
+// holds tenants.list instead of Static: the manager gets it through Parse,
+// which it calls on every reload, from the main file (which it then
+// watches) when there is no separate tenants file, or from lw together
+// with the tenants file.
+func managerConfigWatching(cfg *config.Config, lw *listWatch, hup chan struct{}) (tenants.ManagerConfig, error) {
 	mc := tenants.ManagerConfig{Static: cfg.TenantList(), Reload: hup}
 	t := cfg.Tenants
+	if t != nil {
+		mc.FileInterval = t.ReloadInterval.D()
+	}
+	switch {
+	case t != nil && t.File != "" && lw != nil:
+		mc.Static = nil
+		mc.File, mc.Parse = t.File, func(data []byte) ([]tenants.Tenant, error) {
+			ts, err := config.ParseTenantsFile(data)
+			if err != nil {
+				return nil, err
+			}
+			return append(lw.current(), ts...), nil
+		}
+	case t != nil && t.File != "":
+		mc.File, mc.Parse = t.File, config.ParseTenantsFile
+	case lw != nil:
+		mc.Static = nil
+		mc.File, mc.Parse = lw.path, lw.parse
+	}
 	if t == nil {
 		return mc, nil
-	}
-	if t.File != "" {
-		mc.File, mc.Parse, mc.FileInterval = t.File, config.ParseTenantsFile, t.ReloadInterval.D()
 	}
 	if v := t.VCD; v != nil {
 		c, err := vcdClient(v)
@@ -127,11 +175,16 @@ func vcdClient(v *config.VCD) (*vcd.Client, error) {
 }
 
 // registryRunner runs the tenant registry's reloads and turns SIGHUP into
-// a reload.
+// a reload. With lw set (a separate tenants file, which the manager
+// watches) it also watches the main file's tenants.list, every interval
+// and on SIGHUP, and has the manager rebuild when the list changed.
 type registryRunner struct {
-	mg  *tenants.Manager
-	hup chan struct{}
-	log *slog.Logger
+	mg       *tenants.Manager
+	hup      chan struct{}
+	log      *slog.Logger
+	lw       *listWatch
+	interval time.Duration
+	ready    chan struct{} // closed once SIGHUP is caught
 }
 
 // Run reloads the registry (file changes, VCD refreshes, SIGHUP) until
@@ -140,20 +193,191 @@ func (r *registryRunner) Run(ctx context.Context) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP)
 	defer signal.Stop(sig)
+	close(r.ready)
+	reload := func() {
+		select {
+		case r.hup <- struct{}{}:
+		default: // a reload is pending already
+		}
+	}
 	go func() {
+		var tick <-chan time.Time
+		if r.lw != nil {
+			t := time.NewTicker(r.interval)
+			defer t.Stop()
+			tick = t.C
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-sig:
-				select {
-				case r.hup <- struct{}{}:
-				default: // a reload is pending already
+				// The list first, so that the reload sees it.
+				if r.lw != nil {
+					r.lw.check(true)
+				}
+				reload()
+			case <-tick:
+				if r.lw.check(false) {
+					reload()
 				}
 			}
 		}
 	}()
 	return r.mg.Run(ctx)
+}
+
+// listWatch holds the tenants.list of the main configuration file and
+// reads it again on demand: only the tenants section is decoded and
+// validated (the rest of the file is not the registry's business), and a
+// list that is not valid is logged and leaves the last good one in place.
+// tenants.file, tenants.vcd and tenants.reload_interval take effect at a
+// restart; a change to them is logged.
+type listWatch struct {
+	path string
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	data []byte // the file's content when last read
+	list []tenants.Tenant
+	rest string // the other keys of the section, as first read
+}
+
+// newListWatch returns nil when path is "": nothing to watch.
+func newListWatch(path string, list []tenants.Tenant, log *slog.Logger) *listWatch {
+	if path == "" {
+		return nil
+	}
+	w := &listWatch{path: path, log: log.With("component", "tenants", "file", path), list: list}
+	if data, err := os.ReadFile(path); err == nil {
+		if _, rest, err := parseMainTenants(data); err == nil {
+			w.data, w.rest = data, rest
+		}
+	}
+	return w
+}
+
+// current returns the last good list.
+func (w *listWatch) current() []tenants.Tenant {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.list)
+}
+
+// parse is the manager's Parse when it watches the main file itself: the
+// list of data, or why it is not valid (the manager then logs it and
+// keeps the registry).
+func (w *listWatch) parse(data []byte) ([]tenants.Tenant, error) {
+	list, rest, err := parseMainTenants(data)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.noteRest(rest)
+	w.data, w.list = data, list
+	return slices.Clone(list), nil
+}
+
+// check reads the file again when it changed (or always when force) and
+// reports whether the list changed. Failures are logged; the list stays.
+func (w *listWatch) check(force bool) bool {
+	data, err := os.ReadFile(w.path)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.log.Error("tenants.list not reloaded; keeping the previous list", "error", err)
+		return false
+	}
+	if !force && w.data != nil && bytes.Equal(data, w.data) {
+		return false
+	}
+	w.data = data // an invalid content is logged once, not at every check
+	list, rest, err := parseMainTenants(data)
+	if err != nil {
+		w.log.Error("tenants.list not reloaded; keeping the previous list", "error", err)
+		return false
+	}
+	w.noteRest(rest)
+	if reflect.DeepEqual(list, w.list) {
+		return false
+	}
+	w.list = list
+	w.log.Info("tenants.list changed; reloading the registry", "tenants", len(list))
+	return true
+}
+
+// noteRest logs a change of the section's other keys. w.mu is held.
+func (w *listWatch) noteRest(rest string) {
+	switch {
+	case w.rest == "":
+		w.rest = rest
+	case rest != w.rest:
+		w.log.Warn("tenants.file, tenants.vcd or tenants.reload_interval changed; they take effect at a restart")
+		w.rest = rest
+	}
+}
+
+// mainTenants is the tenants section of the main configuration, as a
+// reload reads it: the list, and the other keys only to notice a change.
+type mainTenants struct {
+	List           yaml.Node `yaml:"list"`
+	File           yaml.Node `yaml:"file"`
+	ReloadInterval yaml.Node `yaml:"reload_interval"`
+	VCD            yaml.Node `yaml:"vcd"`
+}
+
+// parseMainTenants decodes the tenants section of a main configuration
+// file strictly (an unknown key under tenants is an error) and validates
+// its list as pipeline/config does (config.ParseTenantsFile, with the
+// same defaults and checks, and key paths under tenants.list). Line
+// numbers in decoding errors count from the start of the tenants section.
+// rest renders the section's other keys.
+func parseMainTenants(data []byte) (list []tenants.Tenant, rest string, err error) {
+	var doc struct {
+		Tenants yaml.Node `yaml:"tenants"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, "", fmt.Errorf("tenants: %w", err)
+	}
+	var sec mainTenants
+	if doc.Tenants.Kind != 0 {
+		raw, err := yaml.Marshal(&doc.Tenants)
+		if err != nil {
+			return nil, "", fmt.Errorf("tenants: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&sec); err != nil && !errors.Is(err, io.EOF) {
+			return nil, "", fmt.Errorf("tenants (lines from the section's start): %w", err)
+		}
+	}
+	for _, n := range []*yaml.Node{&sec.File, &sec.ReloadInterval, &sec.VCD} {
+		if n.Kind != 0 {
+			b, _ := yaml.Marshal(n)
+			rest += string(b)
+		}
+		rest += "\x00"
+	}
+	var file []byte
+	if sec.List.Kind != 0 {
+		if file, err = yaml.Marshal(map[string]*yaml.Node{"list": &sec.List}); err != nil {
+			return nil, "", fmt.Errorf("tenants.list: %w", err)
+		}
+	}
+	list, err = config.ParseTenantsFile(file)
+	var probs *config.Problems
+	switch {
+	case errors.As(err, &probs):
+		out := make([]string, len(probs.List))
+		for i, p := range probs.List {
+			out[i] = "tenants." + p
+		}
+		return nil, "", errors.New(strings.Join(out, "\n"))
+	case err != nil:
+		return nil, "", fmt.Errorf("tenants.list (lines from the list's start): %w", err)
+	}
+	return list, rest, nil
 }
 
 // cmdTenants is `vpipe tenants`.
