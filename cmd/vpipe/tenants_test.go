@@ -309,14 +309,6 @@ tenants:
 			if err != nil {
 				t.Fatal(err)
 			}
-			prev := configFile
-			configFile = func(c *config.Config) string {
-				if c == cfg {
-					return path
-				}
-				return ""
-			}
-			t.Cleanup(func() { configFile = prev })
 			r := startVpipeRoles(t, cfg, map[string]bool{roleIngest: true, roleTenantForward: true})
 			for _, s := range r.p.stages {
 				if rr, ok := s.(*registryRunner); ok {

@@ -58,7 +58,7 @@ func (p *proc) startTenantForward(roles map[string]bool, reg *prometheus.Registr
 	}
 	p.closers = append(p.closers, sink)
 	hup := make(chan struct{}, 1)
-	lw := newListWatch(configFile(p.cfg), p.cfg.TenantList(), p.log)
+	lw := newListWatch(p.cfg.File(), p.cfg.TenantList(), p.log)
 	mc, err := managerConfigWatching(p.cfg, lw, hup)
 	if err != nil {
 		return err
@@ -90,14 +90,6 @@ func (p *proc) startTenantForward(roles map[string]bool, reg *prometheus.Registr
 	p.stages = append(p.stages, r, sink.Replayer(tenantsyslog.ReplayerConfig{}), rr)
 	return nil
 }
-
-// configFile returns the file a configuration was loaded from, whose
-// tenants.list is reloaded on SIGHUP and when the file changes; "" (the
-// embedded default, or a configuration built in code) leaves the list as
-// it was at start. pipeline/config does not record the file yet, so
-// until it does (or `vpipe run` passes it to proc) this is "" outside the
-// tests that set it.
-var configFile = func(*config.Config) string { return "" }
 
 // managerConfig turns the tenants configuration into the registry
 // manager's sources. hup, if not nil, triggers reloads.

@@ -32,7 +32,14 @@ type Config struct {
 	// Tenants is the tenant registry (tenants.go).
 	Tenants *Tenants `yaml:"tenants"`
 	Stages  Stages   `yaml:"stages"`
+
+	file string // the file Load read
 }
+
+// File is the file the configuration was loaded from (Load), "" when it
+// was decoded from elsewhere or is the default. What reloads at run time
+// (tenants.list) reads it again.
+func (c *Config) File() string { return c.file }
 
 // Sources configures the pollers.
 type Sources struct {
@@ -280,7 +287,12 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return Decode(f)
+	c, err := Decode(f)
+	if err != nil {
+		return nil, err
+	}
+	c.file = path
+	return c, nil
 }
 
 // Decode decodes a configuration strictly (unknown keys are errors), fills
