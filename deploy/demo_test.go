@@ -340,7 +340,7 @@ func TestComposeSimulators(t *testing.T) {
 	}
 	if c.Tenants != nil && c.Tenants.VCD != nil {
 		v := c.Tenants.VCD
-		eps = append(eps, endpoint{"tenant-forward", "tenants.vcd", v.URL, v.Org, v.TokenEnv, v.InsecureSkipVerify})
+		eps = append(eps, endpoint{"tenant-forward", "tenants.vcd", v.URL, v.Org, v.TokenEnv, v.TLS.InsecureSkipVerify})
 	}
 	for _, e := range eps {
 		where := e.at + " (role " + e.role + ")"

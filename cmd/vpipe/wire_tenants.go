@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,7 +57,7 @@ func (p *proc) startTenantForward(roles map[string]bool, reg *prometheus.Registr
 	p.closers = append(p.closers, sink)
 	hup := make(chan struct{}, 1)
 	lw := newListWatch(p.cfg.File(), p.cfg.TenantList(), p.log)
-	mc, err := managerConfigWatching(p.cfg, lw, hup)
+	mc, err := managerConfigWatching(p.cfg, lw, hup, p.log)
 	if err != nil {
 		return err
 	}
@@ -94,16 +92,16 @@ func (p *proc) startTenantForward(roles map[string]bool, reg *prometheus.Registr
 // managerConfig turns the tenants configuration into the registry
 // manager's sources. hup, if not nil, triggers reloads.
 func managerConfig(cfg *config.Config, hup chan struct{}) (tenants.ManagerConfig, error) {
-	return managerConfigWatching(cfg, nil, hup)
+	return managerConfigWatching(cfg, nil, hup, nil)
 }
 
 // managerConfigWatching is managerConfig with tenants.list reloaded from
-// the main file. lw, if not nil,
-// holds tenants.list instead of Static: the manager gets it through Parse,
-// which it calls on every reload, from the main file (which it then
-// watches) when there is no separate tenants file, or from lw together
-// with the tenants file.
-func managerConfigWatching(cfg *config.Config, lw *listWatch, hup chan struct{}) (tenants.ManagerConfig, error) {
+// the main file. lw, if not nil, holds tenants.list instead of Static: the
+// manager gets it through Parse, which it calls on every reload, from the
+// main file (which it then watches) when there is no separate tenants
+// file, or from lw together with the tenants file. log, if not nil, warns
+// of tenants.vcd.tls.insecure_skip_verify.
+func managerConfigWatching(cfg *config.Config, lw *listWatch, hup chan struct{}, log *slog.Logger) (tenants.ManagerConfig, error) {
 	mc := tenants.ManagerConfig{Static: cfg.TenantList(), Reload: hup}
 	t := cfg.Tenants
 	if t != nil {
@@ -129,7 +127,7 @@ func managerConfigWatching(cfg *config.Config, lw *listWatch, hup chan struct{})
 		return mc, nil
 	}
 	if v := t.VCD; v != nil {
-		c, err := vcdClient(v)
+		c, err := vcdClient(v, log)
 		if err != nil {
 			return mc, err
 		}
@@ -138,24 +136,19 @@ func managerConfigWatching(cfg *config.Config, lw *listWatch, hup chan struct{})
 	return mc, nil
 }
 
-func vcdClient(v *config.VCD) (*vcd.Client, error) {
+func vcdClient(v *config.VCD, log *slog.Logger) (*vcd.Client, error) {
 	token, err := v.Token()
 	if err != nil {
 		return nil, err
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: v.InsecureSkipVerify}
-	if v.CAFile != "" {
-		pem, err := os.ReadFile(v.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tenants.vcd.ca_file: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tenants.vcd.ca_file: %s holds no PEM certificate", v.CAFile)
-		}
+	tc, err := clientTLS("tenants.vcd", v.TLS, log)
+	if err != nil {
+		return nil, fmt.Errorf("tenants.vcd: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
+	if tc != nil {
+		tr.TLSClientConfig = tc
+	}
 	c, err := vcd.New(vcd.Config{
 		URL: v.URL, Org: v.Org, Token: token, APIVersion: v.APIVersion, PageSize: v.PageSize,
 		HTTPClient: &http.Client{Transport: tr, Timeout: v.Timeout.D()},

@@ -125,13 +125,11 @@ type VCD struct {
 	TokenFile string `yaml:"token_file"`
 	TokenEnv  string `yaml:"token_env"`
 	// APIVersion is sent in the Accept header (default 37.2).
-	APIVersion      string   `yaml:"api_version"`
-	RefreshInterval Duration `yaml:"refresh_interval"` // default 5m
-	Timeout         Duration `yaml:"timeout"`          // one whole discovery, default 1m
-	PageSize        int      `yaml:"page_size"`        // 1..128, default 128
-	CAFile          string   `yaml:"ca_file"`
-	// InsecureSkipVerify accepts any server certificate: labs only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	APIVersion      string    `yaml:"api_version"`
+	RefreshInterval Duration  `yaml:"refresh_interval"` // default 5m
+	Timeout         Duration  `yaml:"timeout"`          // one whole discovery, default 1m
+	PageSize        int       `yaml:"page_size"`        // 1..128, default 128
+	TLS             ClientTLS `yaml:"tls"`
 }
 
 // TenantForwardStage configures the tenant-forward stage: a consumer group
@@ -588,7 +586,7 @@ func validateVCD(p *Problems, v *VCD) {
 		p.add(vp, "set token_file or token_env, not both")
 	}
 	checkFile(p, vp+".token_file", v.TokenFile)
-	checkFile(p, vp+".ca_file", v.CAFile)
+	v.TLS.check(p, vp+".tls")
 	if v.Org == "" || strings.ContainsAny(v.Org, "/?#") {
 		p.add(vp+".org", "%q is not an organisation name", v.Org)
 	}
