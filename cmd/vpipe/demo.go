@@ -199,26 +199,7 @@ func runDemo(ctx context.Context, dir string, keep bool, timeout time.Duration, 
 // it: the configured tenants merged with what VCD discovery finds.
 func demoRegistry(cfg *config.Config) func(context.Context) (*tenants.Registry, error) {
 	return func(ctx context.Context) (*tenants.Registry, error) {
-		mc, err := managerConfig(cfg, nil)
-		if err != nil {
-			return nil, err
-		}
-		var discoverErr error
-		if discover := mc.Discover; discover != nil {
-			mc.Discover = func(ctx context.Context) ([]tenants.Tenant, error) {
-				ts, err := discover(ctx)
-				discoverErr = err
-				return ts, err
-			}
-		}
-		mg, err := tenants.NewManager(ctx, mc, nil, nil)
-		if err != nil {
-			return nil, err
-		}
-		if discoverErr != nil {
-			return nil, fmt.Errorf("vcd discovery: %w", discoverErr)
-		}
-		return mg.Registry(), nil
+		return registryOnce(ctx, cfg, true)
 	}
 }
 

@@ -389,36 +389,44 @@ confirmed by VMware's documentation; vpipe matches on the MATCH column.`, stderr
 	if err != nil {
 		return fmt.Errorf("%s:\n%w", *path, err)
 	}
-	mc, err := managerConfig(cfg, nil)
+	r, err := registryOnce(ctx, cfg, !*offline)
 	if err != nil {
 		return err
 	}
-	if *offline {
-		mc.Discover = nil
-	}
-	// A discovery that fails is worth the exit status here, not only a
-	// log line.
-	var discoverErr error
-	if discover := mc.Discover; discover != nil {
-		mc.Discover = func(ctx context.Context) ([]tenants.Tenant, error) {
-			ts, err := discover(ctx)
-			discoverErr = err
-			return ts, err
-		}
-	}
-	mg, err := tenants.NewManager(ctx, mc, nil, nil)
-	if err != nil {
-		return err
-	}
-	if discoverErr != nil {
-		return fmt.Errorf("vcd discovery: %w", discoverErr)
-	}
-	r := mg.Registry()
 	if *asJSON {
 		return printTenantsJSON(stdout, r)
 	}
 	printTenants(stdout, r)
 	return nil
+}
+
+// registryOnce builds the tenant registry of cfg once, as `vpipe run`
+// would at start: the configured tenants merged with what VCD discovery
+// finds when discover is true. A discovery that fails is an error here (a
+// command's exit status), where `vpipe run` logs it and keeps going.
+func registryOnce(ctx context.Context, cfg *config.Config, discover bool) (*tenants.Registry, error) {
+	mc, err := managerConfig(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	var discoverErr error
+	if d := mc.Discover; d != nil && discover {
+		mc.Discover = func(ctx context.Context) ([]tenants.Tenant, error) {
+			ts, err := d(ctx)
+			discoverErr = err
+			return ts, err
+		}
+	} else {
+		mc.Discover = nil
+	}
+	mg, err := tenants.NewManager(ctx, mc, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if discoverErr != nil {
+		return nil, fmt.Errorf("vcd discovery: %w", discoverErr)
+	}
+	return mg.Registry(), nil
 }
 
 func printTenants(w io.Writer, r *tenants.Registry) {
