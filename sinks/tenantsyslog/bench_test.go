@@ -100,13 +100,20 @@ func benchmarkForward(b *testing.B, batch int) {
 // says little. %-cpu-of-all-well is the same median for the process's CPU
 // time over that window, which other processes on the machine disturb
 // less (but which misses time spent waiting). Run it with -benchtime=10x
-// or more.
+// or more. per is the events per tenant: the shorter run has more pairs
+// for the time but weighs one-off costs (a destination's detection) more.
 func BenchmarkIsolation(b *testing.B) {
+	for _, per := range []int{30000, 100000} {
+		b.Run(fmt.Sprintf("per=%d", per), func(b *testing.B) { benchmarkIsolation(b, per) })
+	}
+}
+
+func benchmarkIsolation(b *testing.B, per int) {
 	var ratios, cpuRatios []float64
 	var slowParked float64
 	for i := 0; i < b.N; i++ {
-		base := &isolationRun{perTenant: 30000, batch: 2000}
-		bad := &isolationRun{perTenant: 30000, batch: 2000, bad: true}
+		base := &isolationRun{perTenant: per, batch: 2000}
+		bad := &isolationRun{perTenant: per, batch: 2000, bad: true}
 		if i%2 == 0 {
 			base.do(b)
 			bad.do(b)

@@ -12,12 +12,15 @@ import (
 
 // pacer gives live events precedence over replayed ones. While the stage
 // is behind (the records of its last batch have more than a batch waiting
-// behind them in their partitions), the replay may send Config.ReplayShare
-// replayed events per live record the stage handles; otherwise it sends
-// as fast as its destinations take them. The replay and the live path
-// share the same cores: a backlog replayed flat out while the stage is
-// behind would slow every tenant's live events for one tenant's sake.
-// Once the stage has caught up, spare capacity goes to the replay.
+// behind them in their partitions), the replay may read
+// Config.ReplayShare parked records per live record the stage handles;
+// otherwise it reads as fast as its destinations take the events. The
+// replay and the live path share the same cores: a backlog replayed flat
+// out while the stage is behind would slow every tenant's live events for
+// one tenant's sake. Once the stage has caught up, spare capacity goes to
+// the replay. A destination that gets more than ReplayShare of the live
+// events therefore catches up with its backlog (and goes live) only once
+// the stage is no longer behind; until then its events are parked.
 type pacer struct {
 	share float64
 	most  float64       // the most credit kept: a burst after a quiet spell
@@ -86,7 +89,7 @@ func (p *pacer) free() bool {
 	return !p.behind || time.Since(p.last) > p.stale || p.credit > 0
 }
 
-// take waits until the replay may send n more events. The credit may go
+// take waits until the replay may read n more records. The credit may go
 // below zero (n larger than what is left): the next take then waits
 // longer, so the share holds on average. It returns false when ctx ends.
 func (p *pacer) take(ctx context.Context, n int) bool {
@@ -123,6 +126,12 @@ func (p *pacer) take(ctx context.Context, n int) bool {
 			return true
 		}
 	}
+}
+
+// paced waits until the pacer lets the replay read n records; false when
+// ctx ended.
+func (s *Sink) paced(ctx context.Context, n int) bool {
+	return s.pace == nil || s.pace.take(ctx, n)
 }
 
 // spend takes n from the credit while the stage is behind. p.mu is held.

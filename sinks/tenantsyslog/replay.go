@@ -149,7 +149,9 @@ func (rp *Replayer) Run(ctx context.Context) error {
 		if rd.Stats().Rebalances > 0 {
 			rp.dropAll()
 		}
-		if len(msgs) > 0 {
+		// Every record read counts against the pacer, sent or skipped:
+		// reading costs the live path as much.
+		if len(msgs) > 0 && rp.s.paced(ctx, len(msgs)) {
 			rp.handle(ctx, msgs)
 		}
 		rp.startCatchups(ctx)
@@ -252,12 +254,6 @@ type sending struct {
 	key string
 }
 
-// paced waits until the pacer lets the replay send n events; false when
-// ctx ended.
-func (s *Sink) paced(ctx context.Context, n int) bool {
-	return s.pace == nil || s.pace.take(ctx, n)
-}
-
 // handle sends a batch of parked records: each to its destination unless
 // the destination has a catch-up pending in that partition (then the
 // catch-up sends it) or is down (then it gets one). It waits at most
@@ -317,7 +313,7 @@ func (rp *Replayer) handle(ctx context.Context, msgs []kafka.Message) {
 	for _, r := range order {
 		g, w := groups[r], waiters[r]
 		w.add(len(g))
-		if rp.s.paced(ctx, len(g)) && r.enqueueReplay(g) {
+		if r.enqueueReplay(g) {
 			waits = append(waits, routeWait{r: r, w: w})
 		} else {
 			w.n.Add(-int64(len(g)))
@@ -481,6 +477,10 @@ func (rp *Replayer) catchUp(ps *pstate, key string, p *pend) {
 		limit := ps.next
 		want := min(int64(256), limit-p.from)
 		ps.mu.Unlock()
+		if !rp.s.paced(ctx, int(want)) {
+			stopped()
+			return
+		}
 		msgs = msgs[:0]
 		var last int64 = -1
 		for read := int64(0); read < want; read++ {
@@ -533,9 +533,6 @@ func (rp *Replayer) sendAll(ctx context.Context, snap *snapshot, tenant, dest st
 		return -1, true // dropped, counted
 	}
 	for {
-		if !rp.s.paced(ctx, len(msgs)*len(ts)) {
-			return -1, false
-		}
 		w := newWaiter()
 		var items []*item
 		for _, r := range ts {

@@ -31,8 +31,8 @@
 // destination's parked events start, goes on with the others, and reads
 // that destination's part again with its own reader when it is back
 // (committing no further than that point meanwhile). While the stage is
-// behind with live events, the replay sends at most Config.ReplayShare
-// parked events per live one (pace.go): a backlog must not slow the
+// behind with live events, the replay reads at most Config.ReplayShare
+// parked records per live one (pace.go): a backlog must not slow the
 // other tenants' live traffic on the same cores.
 //
 // A parking destination goes live again only after the replay has sent
@@ -110,9 +110,9 @@ type Config struct {
 	// before leaving its events to a catch-up reader (default 1s).
 	ReplayBatchSize int
 	ReplayTimeout   time.Duration
-	// ReplayShare is how many parked events the replay may send per live
-	// record the stage handles while the stage is behind (default 0.2;
-	// negative: no pacing). See pacer.
+	// ReplayShare is how many parked records the replay may read per
+	// live record the stage handles while the stage is behind (default
+	// 0.1; negative: no pacing). See pacer.
 	ReplayShare float64
 	// WatchInterval is how often a destination waiting for another
 	// process's replay checks its progress (default 1s).
@@ -146,7 +146,7 @@ func (c *Config) setDefaults() {
 		c.ReplayTimeout = time.Second
 	}
 	if c.ReplayShare == 0 {
-		c.ReplayShare = 0.2
+		c.ReplayShare = 0.1
 	}
 	if c.WatchInterval <= 0 {
 		c.WatchInterval = time.Second
