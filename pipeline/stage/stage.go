@@ -54,6 +54,30 @@ type Sink interface {
 	Write(ctx context.Context, batch []Record) error
 }
 
+// PipelinedSink is a Sink whose write may return before all of a batch is
+// durable, so that the runner fetches and delivers the next batch while the
+// rest of this one completes in the background (sinks/tenantsyslog parks a
+// slow tenant's events on Kafka that way, and delivers the others' events
+// of the next batch meanwhile).
+type PipelinedSink interface {
+	Sink
+	// WritePipelined is Write, except that along with a nil error it may
+	// return a non-nil wait: the batch's records are then durable only
+	// once wait returns nil. The runner commits the batch's offsets after
+	// that and after the waits of every earlier batch, in order; it calls
+	// wait once, from another goroutine, possibly while WritePipelined runs
+	// for the next batch. wait blocks, retrying whatever it must, until the
+	// records are durable or ctx ends; an error means ctx ended, and
+	// nothing of the batch (nor after it) is committed. At most two batches
+	// wait at a time: the runner does not return from handing over a third
+	// before the first is committed.
+	//
+	// Errors and ownership are as for Write: what wait still needs,
+	// WritePipelined copies before it returns. The runner falls back to
+	// Write to find the poison records of a rejected batch.
+	WritePipelined(ctx context.Context, batch []Record) (wait func(context.Context) error, err error)
+}
+
 // Runner consumes a stage's topics into its Sink. Create it with New and
 // start it with Run.
 type Runner struct {
@@ -238,7 +262,7 @@ func (r *Runner) handle(ctx context.Context, rd *kafka.Reader, msgs []kafka.Mess
 		recs = append(recs, Record{Msg: msgs[i], Event: e})
 	}
 	r.recs = recs
-	dead, ok := r.deliver(ctx, recs, dead)
+	dead, wait, ok := r.deliver(ctx, recs, dead)
 	r.dead = dead
 	if !ok {
 		return
@@ -246,7 +270,7 @@ func (r *Runner) handle(ctx context.Context, rd *kafka.Reader, msgs []kafka.Mess
 	if len(dead) > 0 && !r.sendDLQ(ctx, dead) {
 		return
 	}
-	r.commits.add(r.last)
+	r.commits.add(ctx, r.last, wait)
 }
 
 // event returns the reusable event for position i of a batch (DecodeJSON
@@ -259,35 +283,36 @@ func (r *Runner) event(i int) *pipeline.Event {
 }
 
 // deliver writes recs to the sink and appends the records it could not
-// deliver to dead. ok is false when ctx ended first.
-func (r *Runner) deliver(ctx context.Context, recs []Record, dead []deadLetter) (_ []deadLetter, ok bool) {
+// deliver to dead. wait, if not nil, is a pipelined sink's confirmation
+// of recs (PipelinedSink). ok is false when ctx ended first.
+func (r *Runner) deliver(ctx context.Context, recs []Record, dead []deadLetter) (_ []deadLetter, wait func(context.Context) error, ok bool) {
 	if len(recs) == 0 {
-		return dead, true
+		return dead, nil, true
 	}
-	err := r.write(ctx, recs)
+	wait, err := r.write(ctx, recs, true)
 	switch {
 	case err == nil:
-		return dead, true
+		return dead, wait, true
 	case ctx.Err() != nil:
-		return dead, false
+		return dead, nil, false
 	case errors.Is(err, pipeline.ErrPermanent) && len(recs) > 1:
 		r.log.Warn("sink rejected a batch; writing its records one by one", "records", len(recs), "error", err)
 		for i := range recs {
-			err := r.write(ctx, recs[i:i+1])
+			_, err := r.write(ctx, recs[i:i+1], false)
 			if err == nil {
 				continue
 			}
 			if ctx.Err() != nil {
-				return dead, false
+				return dead, nil, false
 			}
 			dead = append(dead, undelivered(&recs[i].Msg, err))
 		}
-		return dead, true
+		return dead, nil, true
 	}
 	for i := range recs {
 		dead = append(dead, undelivered(&recs[i].Msg, err))
 	}
-	return dead, true
+	return dead, nil, true
 }
 
 func undelivered(m *kafka.Message, err error) deadLetter {
@@ -299,11 +324,17 @@ func undelivered(m *kafka.Message, err error) deadLetter {
 }
 
 // write calls the sink until it succeeds, fails permanently, exceeds
-// MaxRetries or ctx ends.
-func (r *Runner) write(ctx context.Context, recs []Record) error {
+// MaxRetries or ctx ends; with pipelined, through WritePipelined when the
+// sink has it, whose wait it returns.
+func (r *Runner) write(ctx context.Context, recs []Record, pipelined bool) (wait func(context.Context) error, err error) {
+	ps, _ := r.sink.(PipelinedSink)
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		err := r.sink.Write(ctx, recs)
+		if pipelined && ps != nil {
+			wait, err = ps.WritePipelined(ctx, recs)
+		} else {
+			err = r.sink.Write(ctx, recs)
+		}
 		r.m.writeTime.Observe(time.Since(start).Seconds())
 		switch {
 		case err == nil:
@@ -311,19 +342,19 @@ func (r *Runner) write(ctx context.Context, recs []Record) error {
 			if attempt > 0 {
 				r.log.Info("sink write succeeded after retries", "records", len(recs), "retries", attempt)
 			}
-			return nil
+			return wait, nil
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return nil, ctx.Err()
 		case errors.Is(err, pipeline.ErrPermanent):
-			return err
+			return nil, err
 		case r.cfg.MaxRetries > 0 && attempt >= r.cfg.MaxRetries:
-			return fmt.Errorf("sink failed %d times: %w", attempt+1, err)
+			return nil, fmt.Errorf("sink failed %d times: %w", attempt+1, err)
 		}
 		d := backoff.Delay(attempt, r.cfg.MinBackoff, r.cfg.MaxBackoff)
 		r.m.retries.Inc()
 		r.log.Warn("sink write failed; retrying", "records", len(recs), "attempt", attempt+1, "backoff", d, "error", err)
 		if !backoff.Wait(ctx, d) {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
