@@ -23,7 +23,8 @@ import (
 // tenant-forward stage routes each firewall event to the tenant its log
 // label belongs to (see pipeline/tenants for how labels are computed).
 type Tenants struct {
-	// List holds tenants in this file. They change with a restart.
+	// List holds tenants in this file. vpipe run reads it again on SIGHUP
+	// and when the file changes (cmd/vpipe, listWatch).
 	List []Tenant `yaml:"list"`
 	// File is a separate YAML file with more tenants under the same key
 	// (`list:`); vpipe re-reads it when its content changes (checked every
