@@ -49,7 +49,7 @@ func (p *proc) startTenantForward(roles map[string]bool, reg *prometheus.Registr
 		Brokers: p.brokers, ParkedTopic: prefix + s.ParkedTopic, ReplayGroupID: s.Replay.GroupID,
 		QueueSize: s.QueueSize, DeliverTimeout: s.DeliverTimeout.D(), StallTimeout: s.StallTimeout.D(),
 		Unknown: s.Unknown, CatchAll: catchAll,
-		ReplayBatchSize: s.Replay.BatchSize, ReplayTimeout: s.Replay.Timeout.D(),
+		ReplayBatchSize: s.Replay.BatchSize, ReplayTimeout: s.Replay.Timeout.D(), ReplayShare: s.Replay.Share,
 	}, tenantsyslog.NewMetrics(reg), p.log)
 	if err != nil {
 		return fmt.Errorf("stages.tenant_forward: %w", err)

@@ -168,6 +168,10 @@ type TenantReplay struct {
 	GroupID   string   `yaml:"group_id"`   // default vpipe-tenant-forward-replay
 	BatchSize int      `yaml:"batch_size"` // default 500
 	Timeout   Duration `yaml:"timeout"`    // how long a replayed batch waits for a destination, default 1s
+	// Share is how many parked records the replay may read per live
+	// record while the stage is behind (default 0.1; 1: as many; the
+	// replay runs at full speed once the stage has caught up).
+	Share float64 `yaml:"share"`
 }
 
 // Destination defaults.
@@ -240,6 +244,9 @@ func (c *Config) fillTenants() {
 		}
 		if s.Replay.Timeout == 0 {
 			s.Replay.Timeout = Duration(time.Second)
+		}
+		if s.Replay.Share == 0 {
+			s.Replay.Share = 0.1
 		}
 	}
 }
@@ -370,6 +377,9 @@ func (c *Config) validateTenants(p *Problems) {
 	}
 	if s.Replay.Timeout <= 0 {
 		p.add(sp+".replay.timeout", "must be positive")
+	}
+	if s.Replay.Share < 0.01 || s.Replay.Share > 1 {
+		p.add(sp+".replay.share", "%v is outside 0.01..1", s.Replay.Share)
 	}
 	if s.GroupID == s.Replay.GroupID {
 		p.add(sp+".replay.group_id", "%q is also the stage's group_id", s.GroupID)
