@@ -88,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason", "result"}),
 		parkErrs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vpipe_tenant_park_errors_total",
-			Help: "Failed writes to the parked topic; the stage retries the batch.",
+			Help: "Failed writes to the parked topic; the park is retried.",
 		}),
 		paced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vpipe_tenant_replay_paced_seconds_total",

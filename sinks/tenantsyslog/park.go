@@ -43,8 +43,8 @@ func newParker(brokers []string, topic string, transport kafka.RoundTripper) *pa
 		BatchSize:  1024,
 		BatchBytes: 1 << 20,
 		// A park call hands over all its records at once: lingering for
-		// more only delays the batch's acknowledgement, which Write
-		// waits for.
+		// more only delays the batch's acknowledgement, which the
+		// batch's commit waits for.
 		BatchTimeout:           10 * time.Microsecond,
 		MaxAttempts:            3,
 		WriteBackoffMin:        50 * time.Millisecond,
@@ -93,3 +93,148 @@ func (p *parker) park(ctx context.Context, items []*item) error {
 }
 
 func (p *parker) close() error { return p.w.Close() }
+
+// Retries of a failed park.
+const (
+	parkMinBackoff = 50 * time.Millisecond
+	parkMaxBackoff = 5 * time.Second
+)
+
+// parkJob is a part of one batch to park, in record order. The park loop
+// takes jobs in the order they were queued and finishes one (every item
+// acknowledged) before it starts the next, so that a park that must be
+// retried is never overtaken by a later batch's records of the same
+// tenant.
+type parkJob struct {
+	items []*item
+	done  chan struct{} // closed when the job is finished
+	err   error         // set before done closes: not parked, the sink closed
+}
+
+// queuePark hands items (their ownership included) to the park loop and
+// counts them as unacknowledged on their routes until it parked them, so
+// that no route goes live before its parked events are acknowledged
+// (route.caughtUp). It fails, releasing the items, when ctx ends or the
+// sink closes first.
+func (s *Sink) queuePark(ctx context.Context, items []*item) (*parkJob, error) {
+	job := &parkJob{items: items, done: make(chan struct{})}
+	for _, it := range items {
+		it.r.unacked.Add(1)
+	}
+	select {
+	case s.parks <- job:
+		return job, nil
+	case <-ctx.Done():
+		s.finishJob(job, ctx.Err())
+		return nil, ctx.Err()
+	case <-s.ctx.Done():
+		s.finishJob(job, errSinkClosed)
+		return nil, errSinkClosed
+	}
+}
+
+var errSinkClosed = errors.New("tenant-forward sink closed")
+
+// wait returns when the job is finished or ctx ends.
+func (j *parkJob) wait(ctx context.Context) error {
+	select {
+	case <-j.done:
+		return j.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// parkLoop parks the queued jobs in order until the sink closes.
+func (s *Sink) parkLoop() {
+	defer s.parking.Done()
+	for {
+		select {
+		case job := <-s.parks:
+			s.parkJob(job)
+		case <-s.ctx.Done():
+			for {
+				select {
+				case job := <-s.parks:
+					s.finishJob(job, errSinkClosed)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// parkJob parks job's items, retrying with backoff until Kafka
+// acknowledged every one or the sink closes. A retry parks again, for
+// each route, everything from its first unacknowledged item on, so that
+// a route's parked records keep their order even when kafka-go wrote a
+// later batch of the partition after failing an earlier one (the copies
+// parked twice are counted as resent).
+func (s *Sink) parkJob(job *parkJob) {
+	todo := job.items
+	var failed map[*route]bool
+	for attempt := 0; ; attempt++ {
+		err := s.parker.park(s.ctx, todo)
+		if err == nil {
+			break
+		}
+		if s.ctx.Err() != nil {
+			s.finishJob(job, errSinkClosed)
+			return
+		}
+		s.m.parkErrs.Inc()
+		d := backoff(attempt, parkMinBackoff, parkMaxBackoff)
+		s.log.Warn("park failed; retrying", "attempt", attempt+1, "backoff", d, "error", err)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			s.finishJob(job, errSinkClosed)
+			return
+		}
+		if failed == nil {
+			failed = map[*route]bool{}
+		}
+		clear(failed)
+		var again []*item
+		for _, it := range job.items {
+			if !it.parked {
+				failed[it.r] = true
+			}
+			if failed[it.r] {
+				if it.parked {
+					it.r.m.resent.Inc()
+				}
+				again = append(again, it)
+			}
+		}
+		todo = again
+	}
+	// Under s.mu, so that a route replacing one of these (SetRegistry)
+	// either inherits where they were parked or is told itself.
+	s.mu.Lock()
+	snap := s.snap.Load()
+	for _, it := range job.items {
+		it.r.noteParked(it.parkPart, it.parkOff)
+		if cur := snap.byKey[it.r.key]; cur != nil && cur != it.r {
+			cur.noteParked(it.parkPart, it.parkOff)
+		}
+		it.r.m.parked.Inc()
+	}
+	s.mu.Unlock()
+	s.finishJob(job, nil)
+}
+
+// finishJob releases the job's items and ends its wait; err nil when
+// they were parked.
+func (s *Sink) finishJob(job *parkJob, err error) {
+	for _, it := range job.items {
+		it.r.unacked.Add(-1)
+		it.release()
+	}
+	clear(job.items)
+	job.err = err
+	close(job.done)
+}

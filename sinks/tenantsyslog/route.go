@@ -142,6 +142,10 @@ type route struct {
 	// nanoseconds; 0 while it is not blocked.
 	busy atomic.Int64
 
+	// unacked counts the items queued for the park loop and not yet
+	// acknowledged; a route that replaces this one shares the counter.
+	unacked *atomic.Int64
+
 	mu       sync.Mutex
 	live     []*item
 	replay   []*item
@@ -178,6 +182,7 @@ func newRoute(parent context.Context, tenant, name string, d tenants.Destination
 		octet:    d.Framing != FramingNewline,
 		queueCap: queueCap,
 		replayed: map[int]int64{},
+		unacked:  new(atomic.Int64),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
@@ -261,6 +266,7 @@ func (r *route) inherit(old *route) {
 	old.mu.Unlock()
 	r.mu.Lock()
 	r.lastPark, r.replayed = lp, rep
+	r.unacked = old.unacked
 	if mode != modeLive {
 		r.setMode(modeParking)
 	}
@@ -314,8 +320,11 @@ func (r *route) toParking() {
 func (r *route) updateDepth() { r.m.depth.Set(float64(len(r.live) + len(r.replay))) }
 
 // caughtUp reports whether every event this process parked for the route
-// has been replayed. r.mu is held.
+// has been acknowledged and replayed. r.mu is held.
 func (r *route) caughtUp() bool {
+	if r.unacked.Load() > 0 {
+		return false
+	}
 	if !r.lastPark.set {
 		return true
 	}
@@ -327,10 +336,11 @@ func (r *route) caughtUp() bool {
 // a parking route whose endpoint is up goes live once every event parked
 // before is replayed; until then the batch's events are parked behind
 // them. Write never waits for the replay: what it parks now is parked
-// after what it parked before (Write runs one batch at a time and waits
-// for its park), and what the replay sends goes out before any live
-// event (the sender takes replayed items first), so the order holds
-// however the two interleave. Called by Write only.
+// after what it parked before (the park loop parks batches in order, and
+// the route stays parking while any of its parks is unacknowledged), and
+// what the replay sends goes out before any live event (the sender takes
+// replayed items first), so the order holds however the two interleave.
+// Called by Write only.
 func (r *route) admit() int32 {
 	if r.mode.Load() != modeParking || !r.up.Load() {
 		return r.mode.Load()
@@ -434,7 +444,7 @@ func (r *route) replayedTo(part int, off int64) {
 func (r *route) waitingForReplay() (part int, off int64, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.mode.Load() == modeLive || !r.up.Load() || r.caughtUp() {
+	if r.mode.Load() == modeLive || !r.up.Load() || !r.lastPark.set || r.caughtUp() {
 		return 0, 0, false
 	}
 	return r.lastPark.part, r.lastPark.off, true

@@ -22,7 +22,10 @@
 // tenant, acks=all, lz4), so Write returns within DeliverTimeout whatever
 // one tenant's endpoint does, and the stage commits offsets without losing
 // anything. The events of parking destinations are parked while the
-// others are formatted and sent.
+// others are formatted and sent. Parks run on a goroutine of their own,
+// one batch after the other, retried until acknowledged: WritePipelined
+// (stage.PipelinedSink) returns without waiting for its batch's park, and
+// the stage commits the batch once it is acknowledged.
 //
 // The Replayer consumes the parked topic (its own consumer group) and
 // sends parked events to their destination in order once it is up. A
@@ -61,6 +64,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,9 +178,11 @@ type Sink struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu       sync.Mutex // SetRegistry and Close
+	mu       sync.Mutex // SetRegistry, Close, and noting where parks went
 	snap     atomic.Pointer[snapshot]
 	parker   *parker
+	parks    chan *parkJob // to the park loop
+	parking  sync.WaitGroup
 	pace     *pacer // nil: the replay is not paced
 	watching sync.WaitGroup
 	closed   bool
@@ -194,15 +200,7 @@ type Sink struct {
 	live       []*item
 	touched    []*route
 	waits      []routeWait
-	early      []*item // parked at once: their destination was parking
 	late       []*item // parked after the wait: not sent in time
-	redo       map[recordKey]bool
-}
-
-type recordKey struct {
-	topic     string
-	partition int
-	offset    int64
 }
 
 // New returns a sink with an empty registry (every event unresolved until
@@ -231,6 +229,9 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Sink, error) {
 	s := &Sink{
 		cfg: cfg, m: m, log: log.With("component", "tenant-forward"),
 		parker: newParker(cfg.Brokers, cfg.ParkedTopic, cfg.Transport),
+		// Room for the jobs (two a batch) of the batches the stage may
+		// have outstanding (stage.PipelinedSink) and the one it writes.
+		parks: make(chan *parkJob, 8),
 	}
 	for range min(4, max(1, runtime.GOMAXPROCS(0))) {
 		s.workers = append(s.workers, &worker{envelope: syslog.NewParser(syslog.Options{}), msgOf: -1})
@@ -252,6 +253,8 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Sink, error) {
 	}
 	s.watching.Add(1)
 	go s.watch()
+	s.parking.Add(1)
+	go s.parkLoop()
 	return s, nil
 }
 
@@ -328,16 +331,32 @@ func (s *Sink) SetRegistry(reg *tenants.Registry) error {
 // Write sends each event of batch to its tenant's destinations (or the
 // catch-all, or counts it as dropped), then waits for the destinations,
 // at most DeliverTimeout, and parks what they have not sent. It returns
-// nil once every event is sent, parked or counted; an error (retryable)
-// when the parked topic cannot be written, after which the runner calls
-// it again with the same batch and the events already sent or parked are
-// skipped. Write keeps nothing of batch.
+// nil once every event is sent, parked or counted, retrying the parked
+// topic until it acknowledges; an error (retryable) when ctx ends first,
+// or when the parked topic's backlog cannot be read at the first batch
+// (recover.go). Write keeps nothing of batch.
 func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
-	if err := ctx.Err(); err != nil {
+	wait, err := s.WritePipelined(ctx, batch)
+	if err != nil || wait == nil {
 		return err
 	}
+	return wait(ctx)
+}
+
+// WritePipelined is Write without waiting for the park: it returns once
+// the events are sent, or handed to the park loop, or counted, with a
+// wait (stage.PipelinedSink) that returns once the parked topic
+// acknowledged this batch's parked events, and those of every batch
+// before; nil when it parked none. The park loop retries a failed park
+// until it succeeds or the sink closes, so wait fails only when its ctx
+// ends or the sink closed; the events may still be parked then (the
+// stage delivers the batch again: duplicates, never a loss).
+func (s *Sink) WritePipelined(ctx context.Context, batch []stage.Record) (func(context.Context) error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := s.recover(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	snap := s.snap.Load()
 	now := time.Now()
@@ -350,12 +369,7 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	// whether this batch's events are sent or parked.
 	routes, touched := s.routes[:0], s.touched[:0]
 	for i := range batch {
-		rec := &batch[i]
-		if s.redo != nil && s.redo[recordKey{rec.Msg.Topic, rec.Msg.Partition, rec.Msg.Offset}] {
-			routes = append(routes, nil)
-			continue
-		}
-		rs := s.routesFor(snap, rec.Event)
+		rs := s.routesFor(snap, batch[i].Event)
 		routes = append(routes, rs)
 		for _, r := range rs {
 			if r.wgen != s.gen {
@@ -373,24 +387,23 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	}
 
 	// The events of parking destinations are formatted (by a worker of
-	// their own) and parked while the others are formatted and sent: the
-	// live events do not wait for them, and the park's round trip
-	// overlaps the sending.
-	early := s.early[:0]
-	var parked chan error
+	// their own) and handed to the park loop while the others are
+	// formatted and sent: the park's round trip overlaps the sending.
+	var early chan parkResult
 	if parking {
-		parked = make(chan error, 1)
+		early = make(chan parkResult, 1)
 		go func() {
 			pw := s.parkWorker
 			pw.prepare(batch, routes, 0, len(batch), true)
-			early = append(early, pw.items...)
+			items := s.parkItems(pw.items)
 			clear(pw.items)
 			pw.items = pw.items[:0]
-			if len(early) == 0 {
-				parked <- nil
+			if items == nil {
+				early <- parkResult{}
 				return
 			}
-			parked <- s.parker.park(ctx, early)
+			job, err := s.queuePark(ctx, items)
+			early <- parkResult{job, err}
 		}()
 	}
 	live := s.format(batch, routes, false, s.live[:0])
@@ -419,10 +432,13 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 	clear(waits)
 	s.waits = waits[:0]
 
-	// Then park what the live destinations did not send in time.
+	// Then park what the live destinations did not send in time: the
+	// park loop owns those items now, the writer releases the others.
 	late := s.late[:0]
 	for _, it := range live {
-		if !settle(it) {
+		if settle(it) {
+			it.release()
+		} else {
 			late = append(late, it)
 			it.r.wlate = true
 		}
@@ -434,42 +450,49 @@ func (s *Sink) Write(ctx context.Context, batch []stage.Record) error {
 			r.mu.Unlock()
 		}
 	}
+	var last *parkJob
 	var err error
-	if parked != nil {
-		err = <-parked
+	if early != nil {
+		res := <-early
+		last, err = res.job, res.err
 	}
-	if err == nil && len(late) > 0 && ctx.Err() == nil {
-		err = s.parker.park(ctx, late)
+	if items := s.parkItems(late); items != nil {
+		if err != nil {
+			for _, it := range items {
+				it.release()
+			}
+		} else if job, jerr := s.queuePark(ctx, items); jerr != nil {
+			err = jerr
+		} else {
+			last = job
+		}
 	}
 	if ctx.Err() != nil {
 		err = ctx.Err()
-	} else if err != nil {
-		s.m.parkErrs.Inc()
-	}
-	for _, part := range [][]*item{early, late} {
-		for _, it := range part {
-			if it.parked {
-				it.r.noteParked(it.parkPart, it.parkOff)
-				it.r.m.parked.Inc()
-			}
-		}
-	}
-	if err != nil && ctx.Err() == nil {
-		s.rememberDone(batch, early, live)
-	} else {
-		s.redo = nil
-	}
-	for _, part := range [][]*item{early, live} {
-		for _, it := range part {
-			it.release()
-		}
-		clear(part)
 	}
 	clear(routes)
 	clear(touched)
+	clear(live)
 	clear(late)
-	s.routes, s.touched, s.early, s.live, s.late = routes[:0], touched[:0], early[:0], live[:0], late[:0]
-	return err
+	s.routes, s.touched, s.live, s.late = routes[:0], touched[:0], live[:0], late[:0]
+	if err != nil || last == nil {
+		return nil, err
+	}
+	return last.wait, nil
+}
+
+// parkResult is a queued park job, or why it could not be queued.
+type parkResult struct {
+	job *parkJob
+	err error
+}
+
+// parkItems copies items for a park job; nil when there are none.
+func (s *Sink) parkItems(items []*item) []*item {
+	if len(items) == 0 {
+		return nil
+	}
+	return slices.Clone(items)
 }
 
 // settle decides an item after the wait: true when it was sent; false
@@ -551,30 +574,6 @@ func waitRoutes(ctx context.Context, waits []routeWait, deadline time.Time, stal
 		case <-t.C:
 		}
 	}
-}
-
-// rememberDone records which records of a failed Write were fully handled
-// (every item sent or parked), so that the retry skips them.
-func (s *Sink) rememberDone(batch []stage.Record, parts ...[]*item) {
-	pending := map[int]bool{}
-	for _, items := range parts {
-		for _, it := range items {
-			if it.state.Load() != stSent && !it.parked {
-				pending[it.rec] = true
-			}
-		}
-	}
-	redo := s.redo
-	if redo == nil {
-		redo = map[recordKey]bool{}
-	}
-	for i := range batch {
-		if !pending[i] {
-			m := &batch[i].Msg
-			redo[recordKey{m.Topic, m.Partition, m.Offset}] = true
-		}
-	}
-	s.redo = redo
 }
 
 // routesFor resolves ev to its destinations, counting unresolved events.
@@ -783,5 +782,6 @@ func (s *Sink) Close() error {
 		}
 	}
 	s.watching.Wait()
+	s.parking.Wait()
 	return s.parker.close()
 }
