@@ -72,7 +72,7 @@ func (p *proc) startForensics(roles map[string]bool, reg *prometheus.Registry, m
 		if err != nil {
 			return fmt.Errorf("stages.forensics: %w", err)
 		}
-		p.closers = append(p.closers, fs.audit)
+		fs.audit = forensics.PublishAudit{Publisher: p.producer}
 		p.stages = append(p.stages, fs)
 	}
 	return nil
@@ -148,7 +148,7 @@ type forensicsStage struct {
 	dial    vcenter.ConnConfig
 	stage   stage.Config
 	sink    forensics.Config
-	audit   *forensics.KafkaAudit
+	audit   forensics.Auditor // the process's producer
 	metrics *forensics.Metrics
 	sm      *stage.Metrics
 	log     *slog.Logger
@@ -204,7 +204,6 @@ func newForensicsStage(st *config.ForensicsStage, brokers []string, prefix strin
 		}
 		fs.sink.Groups[g.Group] = opt
 	}
-	fs.audit = forensics.NewKafkaAudit(brokers, prefix+pipeline.TopicAudit, nil)
 	return fs, nil
 }
 

@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"sync"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/vpipe/vpipe/pipeline"
 )
@@ -52,78 +50,45 @@ type Auditor interface {
 	Audit(ctx context.Context, events ...*pipeline.Event) error
 }
 
-// KafkaAudit writes audit events to a Kafka topic, keyed by the VM's
-// instance UUID (label vm_external_id; else vm_ref, else the VM name) with
-// acks=all, one synchronous write per call. It encodes events as the
-// producer does (pipeline.Event.AppendJSON, header vpipe-schema) and
-// partitions as it does (murmur2), so `vpipe tap` and every consumer read
-// them like any other topic.
-//
-// It exists because pipeline.TopicFor routes no dataset to the audit
-// topic; once it does, a pipeline.Publisher can take its place.
-type KafkaAudit struct {
-	w *kafka.Writer
-}
-
-// NewKafkaAudit returns a KafkaAudit writing to topic (with its prefix,
-// e.g. "vpipe.audit") on brokers. transport nil is kafka-go's default.
-func NewKafkaAudit(brokers []string, topic string, transport kafka.RoundTripper) *KafkaAudit {
-	return &KafkaAudit{w: &kafka.Writer{
-		Addr:                   kafka.TCP(brokers...),
-		Topic:                  topic,
-		Balancer:               &kafka.Murmur2Balancer{},
-		RequiredAcks:           kafka.RequireAll,
-		BatchTimeout:           time.Millisecond, // synchronous: do not linger
-		MaxAttempts:            5,
-		AllowAutoTopicCreation: true,
-		Transport:              transport,
-	}}
+// PublishAudit is the Auditor of the process's producer (or any
+// pipeline.Publisher): the producer routes vpipe.audit events to
+// <prefix>audit, keyed by the VM (pipeline.AppendKey, label
+// vm_external_id), and Audit waits for Kafka's acknowledgement of every
+// event.
+type PublishAudit struct {
+	Publisher pipeline.Publisher
 }
 
 // Audit implements Auditor.
-func (a *KafkaAudit) Audit(ctx context.Context, events ...*pipeline.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	msgs := make([]kafka.Message, len(events))
-	for i, e := range events {
-		key := auditKey(e)
-		msgs[i] = kafka.Message{
-			Key:     []byte(key),
-			Value:   e.AppendJSON(nil),
-			Headers: []kafka.Header{{Key: "vpipe-schema", Value: []byte(pipeline.SchemaVersion)}},
+func (a PublishAudit) Audit(ctx context.Context, events ...*pipeline.Event) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = fmt.Errorf("write audit events: %w", err)
 		}
+		mu.Unlock()
 	}
-	if err := a.w.WriteMessages(ctx, msgs...); err != nil {
-		var we kafka.WriteErrors
-		if errors.As(err, &we) {
-			for _, e := range we {
-				if e != nil && errors.Is(e, kafka.MessageSizeTooLarge) {
-					return pipeline.Permanent(fmt.Errorf("write audit events to %s: %w", a.w.Topic, err))
-				}
+	for _, e := range events {
+		wg.Add(1)
+		err := a.Publisher.Publish(ctx, e, func(err error) {
+			if err != nil {
+				fail(err)
 			}
-		}
-		return fmt.Errorf("write audit events to %s: %w", a.w.Topic, err)
-	}
-	return nil
-}
-
-// Close flushes and releases the writer's connections.
-func (a *KafkaAudit) Close() error { return a.w.Close() }
-
-// auditKey is the Kafka key of an audit event: the VM's instance UUID,
-// else its managed object id, else its name.
-func auditKey(e *pipeline.Event) string {
-	return firstNonEmpty(labelOf(e, LabelVMUUID), labelOf(e, LabelVMRef), e.Host.Hostname)
-}
-
-func labelOf(e *pipeline.Event, key string) string {
-	for _, l := range e.Labels {
-		if l.Key == key {
-			return l.Value
+			wg.Done()
+		})
+		if err != nil {
+			wg.Done()
+			fail(err)
+			break
 		}
 	}
-	return ""
+	wg.Wait()
+	return first
 }
 
 // auditRecord describes one action for auditEvent.

@@ -219,10 +219,10 @@ func TestQuarantineEndToEnd(t *testing.T) {
 			continue
 		}
 		seen[e.ID] = true
-		if labelOf(e, LabelNSXGroup) != group || labelOf(e, LabelTrigger) == "" || e.VMware.VCenter.ObjectRef == "" {
+		if e.Label(LabelNSXGroup) != group || e.Label(LabelTrigger) == "" || e.VMware.VCenter.ObjectRef == "" {
 			t.Fatalf("audit event without its cause: %+v", e)
 		}
-		got = append(got, act{e.Action, e.Outcome, labelOf(e, LabelChanged)})
+		got = append(got, act{e.Action, e.Outcome, e.Label(LabelChanged)})
 	}
 	want := []act{
 		{ActionSnapshotCreate, "success", "true"}, {ActionMirrorCreate, "success", "true"}, {ActionWebhookPost, "success", "true"},

@@ -156,15 +156,15 @@ func TestSinkWrite(t *testing.T) {
 			}
 			var mine []*pipeline.Event
 			for _, e := range readAudit(t, addr, audited, true) {
-				if labelOf(e, LabelVMUUID) == vm {
+				if e.Label(LabelVMUUID) == vm {
 					mine = append(mine, e)
 				}
 			}
 			var got []act
 			for _, e := range mine[len(mine)-len(st.audits):] {
 				got = append(got, act{e.Action, e.Outcome})
-				if e.Action == ActionWebhookPost && labelOf(e, LabelTarget) != hook.URL+"/hook" {
-					t.Fatalf("webhook target %q: the token must not be audited", labelOf(e, LabelTarget))
+				if e.Action == ActionWebhookPost && e.Label(LabelTarget) != hook.URL+"/hook" {
+					t.Fatalf("webhook target %q: the token must not be audited", e.Label(LabelTarget))
 				}
 			}
 			for i := range got {
@@ -224,7 +224,7 @@ func TestSinkByManagedObjectID(t *testing.T) {
 	// instance UUID, like the others.
 	n := 0
 	for _, e := range readAudit(t, addr, 3, false) {
-		if labelOf(e, LabelVMUUID) == uuid {
+		if e.Label(LabelVMUUID) == uuid {
 			n++
 		}
 	}

@@ -234,7 +234,7 @@ func TestRetention(t *testing.T) {
 			events := readAudit(t, addr, tt.audited, true)
 			if tt.deletion {
 				e := events[len(events)-1]
-				if e.Action != ActionSnapshotDelete || e.Outcome != "success" || labelOf(e, LabelTrigger) != "e1" || labelOf(e, LabelVMUUID) != uuid {
+				if e.Action != ActionSnapshotDelete || e.Outcome != "success" || e.Label(LabelTrigger) != "e1" || e.Label(LabelVMUUID) != uuid {
 					t.Fatalf("audit event %+v", e)
 				}
 			}

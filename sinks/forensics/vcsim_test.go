@@ -2,6 +2,7 @@ package forensics
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
+	"github.com/vpipe/vpipe/pipeline/kafkaout"
 	"github.com/vpipe/vpipe/pipeline/vcenter"
 	"github.com/vpipe/vpipe/sinks/forensics/vspansim"
 )
@@ -123,14 +125,21 @@ func vmObject(s *sim, ref types.ManagedObjectReference) *object.VirtualMachine {
 	return object.NewVirtualMachine(s.c, ref)
 }
 
-// startAudit starts an embedded broker and a KafkaAudit writing to its
-// audit topic.
-func startAudit(t *testing.T) (*KafkaAudit, string) {
+// startAudit starts an embedded broker and the Auditor of a producer
+// writing to it, as vpipe run wires the stage.
+func startAudit(t *testing.T) (PublishAudit, string) {
 	t.Helper()
 	addr := brokertest.Start(t, auditTopic)
-	a := NewKafkaAudit([]string{addr}, auditTopic, nil)
-	t.Cleanup(func() { a.Close() })
-	return a, addr
+	p, err := kafkaout.New(kafkaout.Config{Brokers: []string{addr}, TopicPrefix: "vpipe."}, kafkaout.NewMetrics(nil), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
+	return PublishAudit{Publisher: p}, addr
 }
 
 const auditTopic = "vpipe.audit"
@@ -148,7 +157,7 @@ func readAudit(t *testing.T, addr string, n int, exact bool) []*pipeline.Event {
 		if err := out[i].DecodeJSON(m.Value); err != nil {
 			t.Fatal(err)
 		}
-		if got := auditKey(out[i]); got != string(m.Key) || got == "" {
+		if got := string(pipeline.AppendKey(nil, out[i])); got != string(m.Key) || got == "" {
 			t.Fatalf("audit record key %q, vm %q", m.Key, got)
 		}
 	}
