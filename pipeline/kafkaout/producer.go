@@ -150,9 +150,16 @@ type item struct {
 }
 
 // New starts a producer. It does not wait for the brokers: Ready says
-// whether they are reachable.
+// whether they are reachable. m nil creates unregistered metrics; log nil
+// discards logs.
 func New(cfg Config, m *Metrics, log *slog.Logger) (*Producer, error) {
 	cfg.setDefaults()
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafka producer: no brokers")
 	}

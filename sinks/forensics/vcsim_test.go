@@ -2,7 +2,6 @@ package forensics
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -130,7 +129,7 @@ func vmObject(s *sim, ref types.ManagedObjectReference) *object.VirtualMachine {
 func startAudit(t *testing.T) (PublishAudit, string) {
 	t.Helper()
 	addr := brokertest.Start(t, auditTopic)
-	p, err := kafkaout.New(kafkaout.Config{Brokers: []string{addr}, TopicPrefix: "vpipe."}, kafkaout.NewMetrics(nil), slog.New(slog.DiscardHandler))
+	p, err := kafkaout.New(kafkaout.Config{Brokers: []string{addr}, TopicPrefix: "vpipe."}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
