@@ -168,9 +168,10 @@ func (s *Sink) parkLoop() {
 // parkJob parks job's items, retrying with backoff until Kafka
 // acknowledged every one or the sink closes. A retry parks again, for
 // each route, everything from its first unacknowledged item on, so that
-// a route's parked records keep their order even when kafka-go wrote a
-// later batch of the partition after failing an earlier one (the copies
-// parked twice are counted as resent).
+// each of a route's records has a copy parked after every record before
+// it, even when kafka-go wrote a later batch of the partition after
+// failing an earlier one; such a later record is replayed twice, first
+// out of order (the copies parked twice are counted as resent).
 func (s *Sink) parkJob(job *parkJob) {
 	todo := job.items
 	var failed map[*route]bool
