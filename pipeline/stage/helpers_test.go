@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/runtest"
 	"github.com/vpipe/vpipe/pipeline/stage"
 )
 
@@ -107,25 +108,7 @@ func start(tb testing.TB, cfg stage.Config, sink stage.Sink, m *stage.Metrics) (
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					tb.Errorf("Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				tb.Errorf("Run did not return 30s after cancel")
-			}
-		})
-	}
-	tb.Cleanup(stop)
-	return stop
+	return runtest.Start(tb, "stage "+cfg.Name, r.Run)
 }
 
 // testLogger logs warnings and errors to the test log when -v is given.

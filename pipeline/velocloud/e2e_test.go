@@ -22,6 +22,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/checkpoint"
 	"github.com/vpipe/vpipe/pipeline/kafkaout"
+	"github.com/vpipe/vpipe/pipeline/runtest"
 	"github.com/vpipe/vpipe/pipeline/stage"
 	"github.com/vpipe/vpipe/pipeline/velocloud"
 	"github.com/vpipe/vpipe/pipeline/velocloud/simulator"
@@ -62,21 +63,11 @@ func runStage(t testing.TB, addr, prefix, dir string) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	stopRunner := runtest.Start(t, "stage", r.Run)
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("stage Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("stage Run did not return 30s after cancel")
-			}
+			stopRunner()
 			sink.Close()
 		})
 	}

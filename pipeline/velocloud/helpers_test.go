@@ -21,6 +21,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
 	"github.com/vpipe/vpipe/pipeline/checkpoint"
 	"github.com/vpipe/vpipe/pipeline/kafkaout"
+	"github.com/vpipe/vpipe/pipeline/runtest"
 	"github.com/vpipe/vpipe/pipeline/velocloud"
 	"github.com/vpipe/vpipe/pipeline/velocloud/simulator"
 )
@@ -113,25 +114,7 @@ func runSource(t testing.TB, cfg velocloud.Config, deps velocloud.Deps) (stop fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("Run did not return 30s after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return runtest.Start(t, "source", src.Run)
 }
 
 // harness is a broker, a producer and a checkpoint store for one topic
