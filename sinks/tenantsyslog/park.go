@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // Headers of a parked record. Its key is the tenant id (so one tenant's
@@ -185,7 +186,7 @@ func (s *Sink) parkJob(job *parkJob) {
 			return
 		}
 		s.m.parkErrs.Inc()
-		d := backoff(attempt, parkMinBackoff, parkMaxBackoff)
+		d := backoff.Delay(attempt, parkMinBackoff, parkMaxBackoff)
 		s.log.Warn("park failed; retrying", "attempt", attempt+1, "backoff", d, "error", err)
 		t := time.NewTimer(d)
 		select {

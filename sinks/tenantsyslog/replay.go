@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 )
 
 // ReplayerConfig tunes the replayer's consumer group; zero values take
@@ -111,7 +112,7 @@ func (rp *Replayer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		d := backoff(attempt, 100*time.Millisecond, 5*time.Second)
+		d := backoff.Delay(attempt, 100*time.Millisecond, 5*time.Second)
 		rp.log.Warn("replay waits for the parked topic", "error", err, "backoff", d)
 		t := time.NewTimer(d)
 		select {

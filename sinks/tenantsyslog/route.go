@@ -6,13 +6,13 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/vpipe/vpipe/pipeline/backoff"
 	"github.com/vpipe/vpipe/pipeline/tenants"
 )
 
@@ -565,7 +565,7 @@ func (r *route) run() {
 				r.toParking()
 				r.mu.Unlock()
 				r.failQueued()
-				if !r.sleep(backoff(attempt, r.dest.MinBackoff, r.dest.MaxBackoff)) {
+				if !r.sleep(backoff.Delay(attempt, r.dest.MinBackoff, r.dest.MaxBackoff)) {
 					return
 				}
 				attempt++
@@ -729,18 +729,6 @@ func (r *route) sleep(d time.Duration) bool {
 	case <-r.ctx.Done():
 		return false
 	}
-}
-
-// backoff returns the wait before reconnection attempt+1: exponential
-// from lo, capped at hi, with jitter.
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := hi
-	if attempt < 32 {
-		if e := lo << attempt; e > 0 && e < d {
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // bucket is a token bucket: rate tokens a second, at most burst stored.
