@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
+	"github.com/vpipe/vpipe/pipeline/checkpoint"
 	"github.com/vpipe/vpipe/pipeline/config"
 	"github.com/vpipe/vpipe/pipeline/nsxgroups"
+	"github.com/vpipe/vpipe/pipeline/runtest"
 	"github.com/vpipe/vpipe/sinks/nsx"
 	nsxsim "github.com/vpipe/vpipe/sinks/nsx/simulator"
 )
@@ -38,26 +41,6 @@ func (p *memPublisher) memberships() []nsxgroups.Membership {
 	return append([]nsxgroups.Membership(nil), p.ms...)
 }
 
-// memCheckpoints is an in-memory checkpoint store.
-type memCheckpoints struct {
-	mu sync.Mutex
-	kv map[string][]byte
-}
-
-func (m *memCheckpoints) Get(key string) ([]byte, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.kv[key]
-	return v, ok
-}
-
-func (m *memCheckpoints) Put(_ context.Context, key string, value []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.kv[key] = value
-	return nil
-}
-
 // TestNSXGroupsSourceNSXV: an nsx_groups source with api nsxv reads NSX-V
 // security group membership (it was refused before).
 func TestNSXGroupsSourceNSXV(t *testing.T) {
@@ -71,21 +54,15 @@ func TestNSXGroupsSourceNSXV(t *testing.T) {
 		Username: "admin", PasswordEnv: "VPIPE_TEST_NSXV_PASSWORD",
 		Groups: []config.NSXGroup{{ID: "securitygroup-10", Name: "Quarantine"}}}
 	pub := &memPublisher{}
-	cp := &memCheckpoints{kv: map[string][]byte{}}
+	addr := brokertest.Start(t, "vpipe.checkpoints")
 	src, err := newNSXGroupsSource(sc, nsx.NewMetrics(nil), nsxgroups.Deps{Publisher: pub,
-		OpenCheckpoints: func(context.Context) (nsxgroups.Checkpointer, error) { return cp, nil }})
+		OpenCheckpoints: func(ctx context.Context) (nsxgroups.Checkpointer, error) {
+			return checkpoint.Open(ctx, []string{addr}, "vpipe.checkpoints")
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer runtest.Start(t, "nsx_groups source", src.Run)()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(pub.memberships()) == 0 {
 		if time.Now().After(deadline) {

@@ -14,6 +14,7 @@ import (
 	"github.com/vpipe/vpipe/pipeline"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
 	"github.com/vpipe/vpipe/pipeline/checkpoint"
+	"github.com/vpipe/vpipe/pipeline/runtest"
 	"github.com/vpipe/vpipe/sinks/nsx/simulator"
 )
 
@@ -144,20 +145,17 @@ func (c *countingLister) polls() []time.Time {
 // not more.
 func TestTriggerCoalesceGapRecheck(t *testing.T) {
 	l := &countingLister{}
-	cp := &memStore{kv: map[string][]byte{}}
+	addr := brokertest.Start(t, topicCheckpoints)
+	open := func(ctx context.Context) (Checkpointer, error) {
+		return checkpoint.Open(ctx, []string{addr}, topicCheckpoints)
+	}
 	const gap, recheck = 150 * time.Millisecond, 400 * time.Millisecond
 	src, err := New(Config{Name: "n", Groups: []Group{{ID: quarantine}}, Interval: time.Hour, TriggerGap: gap, Recheck: recheck},
-		Deps{Lister: l, Publisher: noPublisher{}, OpenCheckpoints: func(context.Context) (Checkpointer, error) { return cp, nil }})
+		Deps{Lister: l, Publisher: noPublisher{}, OpenCheckpoints: open})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	defer runtest.Start(t, "source", src.Run)()
 	waitFor(t, 10*time.Second, "the first poll", func() bool { return len(l.polls()) == 1 })
 	for range 200 {
 		src.TriggerAll()
@@ -180,26 +178,6 @@ func TestTriggerCoalesceGapRecheck(t *testing.T) {
 	if d := p[1].Sub(p[0]); d < gap {
 		t.Fatalf("the triggered poll started %s after the first, under the %s gap", d, gap)
 	}
-}
-
-// memStore is an in-memory Checkpointer.
-type memStore struct {
-	mu sync.Mutex
-	kv map[string][]byte
-}
-
-func (m *memStore) Get(key string) ([]byte, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.kv[key]
-	return v, ok
-}
-
-func (m *memStore) Put(_ context.Context, key string, value []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.kv[key] = value
-	return nil
 }
 
 // TestTriggerReader: with real parts (the NSX simulator, the embedded
