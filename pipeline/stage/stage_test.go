@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 	"github.com/vpipe/vpipe/pipeline/broker"
 	"github.com/vpipe/vpipe/pipeline/broker/brokertest"
 	"github.com/vpipe/vpipe/pipeline/metrictest"
@@ -439,14 +440,10 @@ func (s pacedSink) Write(ctx context.Context, batch []stage.Record) error {
 	if err := s.Sink.Write(ctx, batch); err != nil {
 		return err
 	}
-	t := time.NewTimer(s.pace)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if !backoff.Wait(ctx, s.pace) {
 		return ctx.Err()
 	}
+	return nil
 }
 
 // readFile returns the lines of the file at path (none if it is missing).

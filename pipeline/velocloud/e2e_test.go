@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vpipe/vpipe/pipeline"
+	"github.com/vpipe/vpipe/pipeline/backoff"
 	"github.com/vpipe/vpipe/pipeline/checkpoint"
 	"github.com/vpipe/vpipe/pipeline/kafkaout"
 	"github.com/vpipe/vpipe/pipeline/runtest"
@@ -427,12 +428,8 @@ func (s pacedSink) Write(ctx context.Context, batch []stage.Record) error {
 	if err := s.Sink.Write(ctx, batch); err != nil {
 		return err
 	}
-	t := time.NewTimer(s.pace)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if !backoff.Wait(ctx, s.pace) {
 		return ctx.Err()
 	}
+	return nil
 }
