@@ -188,11 +188,7 @@ func (s *Sink) parkJob(job *parkJob) {
 		s.m.parkErrs.Inc()
 		d := backoff.Delay(attempt, parkMinBackoff, parkMaxBackoff)
 		s.log.Warn("park failed; retrying", "attempt", attempt+1, "backoff", d, "error", err)
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-s.ctx.Done():
-			t.Stop()
+		if !backoff.Wait(s.ctx, d) {
 			s.finishJob(job, errSinkClosed)
 			return
 		}

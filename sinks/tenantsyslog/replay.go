@@ -114,11 +114,7 @@ func (rp *Replayer) Run(ctx context.Context) error {
 		}
 		d := backoff.Delay(attempt, 100*time.Millisecond, 5*time.Second)
 		rp.log.Warn("replay waits for the parked topic", "error", err, "backoff", d)
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx, d) {
 			return nil
 		}
 	}
@@ -588,11 +584,7 @@ func (rp *Replayer) sendAll(ctx context.Context, snap *snapshot, tenant, dest st
 			return sentThrough, false
 		}
 		// A full replay queue: wait a little and send the batch again.
-		t := time.NewTimer(50 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx, 50*time.Millisecond) {
 			return sentThrough, false
 		}
 	}
